@@ -1,0 +1,61 @@
+//! A monitor connection: asks a hub for its statistics document.
+
+use std::time::{Duration, Instant};
+
+use crate::status::{Error, Result, Status};
+use crate::wire::{self, Conn, Frame, HubAddr, Role};
+
+/// Fetches the statistics JSON from the first hub of `hubs` that answers.
+pub fn fetch_stats(hubs: &[HubAddr], timeout: Duration) -> Result<String> {
+    let mut errors = Vec::new();
+    for addr in hubs {
+        match fetch_one(addr, timeout) {
+            Ok(json) => return Ok(json),
+            Err(e) => errors.push(format!("{addr}: {}", e.message)),
+        }
+    }
+    Err(Error::new(
+        Status::NotConnected,
+        format!("no hub answered ({})", errors.join("; ")),
+    ))
+}
+
+fn fetch_one(addr: &HubAddr, timeout: Duration) -> Result<String> {
+    let io = |e: std::io::Error| Error::new(Status::NotConnected, e.to_string());
+    let mut conn = Conn::connect(addr, timeout).map_err(io)?;
+    let secret = std::env::var("DCO_SECRET").unwrap_or_default();
+    wire::encode_hello(
+        &mut conn.out,
+        Role::Monitor,
+        crate::sys::random_u64(),
+        0,
+        b"monitor",
+        secret.as_bytes(),
+        &[],
+    );
+    wire::encode_stats_request(&mut conn.out);
+    conn.flush().map_err(io)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let step = conn
+            .with_next_frame(Some(deadline), |f| match f {
+                Frame::Welcome(_) | Frame::Ping { .. } | Frame::Pong { .. } => Ok(None),
+                Frame::Stats { json } => Ok(Some(String::from_utf8_lossy(json).into_owned())),
+                Frame::Refuse { code, message } => Err(Error::new(
+                    Status::from_code(code),
+                    String::from_utf8_lossy(message).into_owned(),
+                )),
+                other => Err(Error::new(
+                    Status::Protocol,
+                    format!("unexpected frame {other:?}"),
+                )),
+            })
+            .map_err(|e| Error::new(Status::NotConnected, e.to_string()))?;
+        match step {
+            None => return Err(Error::new(Status::Timeout, "no statistics in time")),
+            Some(Ok(Some(json))) => return Ok(json),
+            Some(Ok(None)) => {}
+            Some(Err(e)) => return Err(e),
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! The caller's six calls, on this thread's session or on an explicit session handle.
+
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, CStr};
+use std::time::Duration;
+
+use super::error::{set_last_rcode, DCO_BUFFERED, DCO_ONEWAY};
+use super::{boundary, to_code};
+use crate::client::{Session, SessionConfig};
+use crate::status::{Error, Result, Status};
+use crate::wire::HubAddr;
+
+/// A caller session: one connection to one hub of a failover list, any number of outstanding
+/// requests. Created by dco_session_new, freed by dco_session_free. A session must not be used
+/// by two threads at the same time; it may move between threads.
+pub struct dco_session {
+    inner: Session,
+}
+
+thread_local! {
+    static THREAD_SESSION: RefCell<Option<Session>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on this thread's session, creating it (from DCO_HUB) on first use.
+fn with_thread_session<T>(f: impl FnOnce(&mut Session) -> Result<T>) -> Result<T> {
+    THREAD_SESSION.with(|cell| {
+        let mut slot = cell
+            .try_borrow_mut()
+            .map_err(|_| Error::new(Status::Invalid, "dco called re-entrantly on this thread"))?;
+        if slot.is_none() {
+            *slot = Some(Session::new(SessionConfig::from_env()?));
+        }
+        match slot.as_mut() {
+            Some(s) => f(s),
+            None => Err(Error::new(Status::Panic, "thread session missing")),
+        }
+    })
+}
+
+/// Runs `f` on the session behind `s`, or fails with DCO_E_INVALID if it is NULL.
+fn with_handle<T>(s: *mut dco_session, f: impl FnOnce(&mut Session) -> Result<T>) -> Result<T> {
+    // SAFETY: a non-NULL `s` was returned by dco_session_new and not yet freed (the header's
+    // contract), and the caller does not use it from two threads at once, so this is the only
+    // reference to it for the duration of the call.
+    match unsafe { s.as_mut() } {
+        Some(h) => f(&mut h.inner),
+        None => Err(Error::new(Status::Invalid, "session is NULL")),
+    }
+}
+
+fn timeout(ms: i32) -> Option<Duration> {
+    (ms >= 0).then(|| Duration::from_millis(ms as u64))
+}
+
+/// Builds a slice from a C pointer and length, refusing NULL with a non-zero length.
+///
+/// # Safety
+/// When `ptr` is not NULL it must point to `len` readable bytes that stay valid and unchanged
+/// for the returned lifetime.
+unsafe fn input<'a>(ptr: *const u8, len: usize, limit: usize) -> Result<&'a [u8]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(Error::new(Status::Invalid, "data is NULL but len is not 0"));
+    }
+    if len > limit {
+        return Err(Error::new(
+            Status::TooLarge,
+            format!("{len} bytes is over the body limit of {limit} bytes"),
+        ));
+    }
+    // SAFETY: non-NULL, `len` readable bytes per this function's contract, and `len` is within
+    // the frame limit, far below isize::MAX.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// Builds a mutable slice for an output buffer; NULL is allowed only with `cap` 0.
+///
+/// # Safety
+/// When `buf` is not NULL it must point to `cap` writable bytes valid for the returned lifetime.
+unsafe fn output<'a>(buf: *mut u8, cap: usize) -> Result<&'a mut [u8]> {
+    if cap == 0 {
+        return Ok(&mut []);
+    }
+    if buf.is_null() {
+        return Err(Error::new(Status::Invalid, "buf is NULL but cap is not 0"));
+    }
+    if cap > isize::MAX as usize {
+        return Err(Error::new(Status::Invalid, "cap is larger than any buffer can be"));
+    }
+    // SAFETY: non-NULL and `cap` writable bytes per this function's contract.
+    Ok(unsafe { std::slice::from_raw_parts_mut(buf, cap) })
+}
+
+fn op_write(s: &mut Session, data: *const u8, len: usize) -> Result<()> {
+    let limit = s.body_limit();
+    // SAFETY: the C caller promises `data` points to `len` readable bytes (dco_write contract).
+    let bytes = unsafe { input(data, len, limit)? };
+    s.write(bytes)
+}
+
+fn op_line(s: &mut Session, text: *const c_char) -> Result<()> {
+    if text.is_null() {
+        return Err(Error::new(Status::Invalid, "text is NULL"));
+    }
+    // SAFETY: non-NULL, and the C caller promises a NUL-terminated string (dco_line contract).
+    let bytes = unsafe { CStr::from_ptr(text) }.to_bytes();
+    s.line_bytes(bytes)
+}
+
+fn op_send(s: &mut Session, proxy: i32, flags: i32) -> Result<u64> {
+    if flags & !(DCO_BUFFERED | DCO_ONEWAY) != 0 {
+        return Err(Error::new(Status::Invalid, format!("unknown flags {flags:#x}")));
+    }
+    s.send(proxy, flags & DCO_BUFFERED != 0, flags & DCO_ONEWAY != 0)
+}
+
+fn op_read(s: &mut Session, id: i64, timeout_ms: i32, buf: *mut u8, cap: usize) -> Result<usize> {
+    // SAFETY: the C caller promises `buf` has `cap` writable bytes (dco_read_request contract).
+    let out = unsafe { output(buf, cap)? };
+    if id <= 0 {
+        return Err(Error::new(Status::UnknownId, format!("request id {id} was never issued")));
+    }
+    let r = s.read_into(id as u64, timeout(timeout_ms), out);
+    match &r {
+        Ok((_, rc)) => set_last_rcode(*rc),
+        Err(e) => set_last_rcode(e.rcode),
+    }
+    r.map(|(n, _)| n)
+}
+
+fn op_call(s: &mut Session, proxy: i32, timeout_ms: i32, buf: *mut u8, cap: usize) -> Result<usize> {
+    // SAFETY: the C caller promises `buf` has `cap` writable bytes (dco_call_sync contract).
+    let out = unsafe { output(buf, cap)? };
+    let r = s.call_into(proxy, timeout(timeout_ms), out);
+    match &r {
+        Ok((_, _, rc)) => set_last_rcode(*rc),
+        Err(e) => set_last_rcode(e.rcode),
+    }
+    r.map(|(_, n, _)| n)
+}
+
+fn len_code(n: usize) -> i64 {
+    n.min(i64::MAX as usize) as i64
+}
+
+/// Appends `len` bytes at `data` to the body being built on this thread's session.
+///
+/// Returns DCO_OK; DCO_E_INVALID if `data` is NULL while `len` > 0; DCO_E_TOO_LARGE if the body
+/// would grow over the hub's frame limit (nothing is appended). `data` is copied; the caller
+/// keeps ownership. `len` 0 does nothing.
+#[no_mangle]
+pub extern "C" fn dco_write(data: *const u8, len: usize) -> c_int {
+    boundary(super::DCO_E_PANIC, || {
+        to_code(with_thread_session(|s| op_write(s, data, len)), |_| 0) as c_int
+    })
+}
+
+/// Appends the NUL-terminated `text` and a newline to the body being built on this thread's
+/// session. Returns DCO_OK, DCO_E_INVALID if `text` is NULL, or DCO_E_TOO_LARGE.
+#[no_mangle]
+pub extern "C" fn dco_line(text: *const c_char) -> c_int {
+    boundary(super::DCO_E_PANIC, || {
+        to_code(with_thread_session(|s| op_line(s, text)), |_| 0) as c_int
+    })
+}
+
+/// Finishes the body and sends it to `proxy_id` on this thread's session.
+///
+/// `flags`: 0 sends now; DCO_BUFFERED keeps the request in the session until dco_flush (or
+/// until its reply is read); DCO_ONEWAY asks for no reply (an id is returned all the same, but
+/// reading it gives DCO_E_UNKNOWN_ID). Returns the request id (> 0), or: DCO_E_INVALID (negative
+/// proxy id, unknown flag), DCO_E_BUSY (quota of outstanding requests reached),
+/// DCO_E_NOT_CONNECTED (no hub reachable), DCO_E_REFUSED. On error the body is kept.
+/// A proxy that no worker serves gives DCO_E_NO_ROUTE when its reply is read.
+#[no_mangle]
+pub extern "C" fn dco_send_request(proxy_id: i32, flags: i32) -> i64 {
+    boundary(super::DCO_E_PANIC as i64, || {
+        to_code(with_thread_session(|s| op_send(s, proxy_id, flags)), |id| id as i64)
+    })
+}
+
+/// Sends every buffered request of this thread's session in one write and returns once the hub
+/// has accepted them all. Returns DCO_OK (also when nothing was buffered) or
+/// DCO_E_NOT_CONNECTED (the buffered requests then fail with DCO_E_SYSTEM when read).
+#[no_mangle]
+pub extern "C" fn dco_flush() -> c_int {
+    boundary(super::DCO_E_PANIC, || {
+        to_code(with_thread_session(|s| s.flush()), |_| 0) as c_int
+    })
+}
+
+/// Waits up to `timeout_ms` for the reply of `request_id` and copies it into `buf`.
+///
+/// `timeout_ms` < 0 waits without limit; 0 only looks. Returns the reply's full length (>= 0),
+/// snprintf-style: if it is larger than `cap`, `cap` bytes are copied and the reply stays in
+/// the session, so a second read with a big enough buffer gets it whole; a reply read whole is
+/// released. Replies may be read in any order. `buf` may be NULL when `cap` is 0 (to learn the
+/// length). Errors: DCO_E_TIMEOUT (the request stays outstanding; read again later),
+/// DCO_E_UNKNOWN_ID, DCO_E_INVALID, DCO_E_APP_FAIL (see dco_last_rcode), DCO_E_NO_ROUTE,
+/// DCO_E_SYSTEM, DCO_E_NOT_CONNECTED; failures release the request. `buf` stays the caller's.
+#[no_mangle]
+pub extern "C" fn dco_read_request(
+    request_id: i64,
+    timeout_ms: i32,
+    buf: *mut u8,
+    cap: usize,
+) -> i64 {
+    boundary(super::DCO_E_PANIC as i64, || {
+        to_code(
+            with_thread_session(|s| op_read(s, request_id, timeout_ms, buf, cap)),
+            len_code,
+        )
+    })
+}
+
+/// Sends the body built so far to `proxy_id` now and waits up to `timeout_ms` for its reply,
+/// copied into `buf` as dco_read_request does. When the reply is larger than `cap`, read it
+/// whole with dco_read_request(dco_last_request_id(), ...). On DCO_E_TIMEOUT the request is
+/// abandoned and its late reply dropped. Errors as dco_send_request and dco_read_request.
+#[no_mangle]
+pub extern "C" fn dco_call_sync(proxy_id: i32, timeout_ms: i32, buf: *mut u8, cap: usize) -> i64 {
+    boundary(super::DCO_E_PANIC as i64, || {
+        to_code(
+            with_thread_session(|s| op_call(s, proxy_id, timeout_ms, buf, cap)),
+            len_code,
+        )
+    })
+}
+
+/// The id of the last request sent on this thread's session (by dco_send_request or
+/// dco_call_sync), or 0 if none.
+#[no_mangle]
+pub extern "C" fn dco_last_request_id() -> i64 {
+    boundary(0, || {
+        with_thread_session(|s| Ok(s.last_request_id() as i64)).unwrap_or(0)
+    })
+}
+
+/// Drops interest in `request_id`: its reply, parked or still to come, is discarded and its
+/// quota freed. Returns DCO_OK or DCO_E_UNKNOWN_ID.
+#[no_mangle]
+pub extern "C" fn dco_cancel(request_id: i64) -> c_int {
+    boundary(super::DCO_E_PANIC, || {
+        to_code(with_thread_session(|s| s.cancel(request_id.max(0) as u64)), |_| 0) as c_int
+    })
+}
+
+/// Connects this thread's session now (it otherwise connects on first send). Returns DCO_OK,
+/// DCO_E_NOT_CONNECTED, DCO_E_REFUSED or DCO_E_INVALID (bad DCO_HUB).
+#[no_mangle]
+pub extern "C" fn dco_connect() -> c_int {
+    boundary(super::DCO_E_PANIC, || {
+        to_code(with_thread_session(|s| s.connect()), |_| 0) as c_int
+    })
+}
+
+/// Closes this thread's session: outstanding requests are dropped, buffered ones discarded. The
+/// next call connects afresh (and reads DCO_HUB again). Always returns DCO_OK.
+#[no_mangle]
+pub extern "C" fn dco_close() -> c_int {
+    boundary(super::DCO_E_PANIC, || {
+        THREAD_SESSION.with(|cell| {
+            if let Ok(mut slot) = cell.try_borrow_mut() {
+                if let Some(mut s) = slot.take() {
+                    s.close();
+                }
+            }
+        });
+        0
+    })
+}
+
+/// Creates a session for the comma-separated hub list `hubs` (`host:port` or `unix:/path`), or
+/// for DCO_HUB when `hubs` is NULL. It connects on first use.
+///
+/// Returns the session, to be freed with dco_session_free, or NULL with dco_last_error set
+/// (DCO_E_INVALID: a malformed hub list).
+#[no_mangle]
+pub extern "C" fn dco_session_new(hubs: *const c_char) -> *mut dco_session {
+    boundary(std::ptr::null_mut(), || {
+        let cfg = if hubs.is_null() {
+            SessionConfig::from_env()
+        } else {
+            // SAFETY: non-NULL, and the caller promises a NUL-terminated string.
+            let text = unsafe { CStr::from_ptr(hubs) }.to_string_lossy();
+            HubAddr::parse_list(&text)
+                .map(SessionConfig::with_hubs)
+                .map_err(|e| Error::new(Status::Invalid, e))
+        };
+        match cfg {
+            Ok(cfg) => {
+                super::clear_last_error();
+                Box::into_raw(Box::new(dco_session {
+                    inner: Session::new(cfg),
+                }))
+            }
+            Err(e) => {
+                super::set_last_error(&e);
+                std::ptr::null_mut()
+            }
+        }
+    })
+}
+
+/// Closes and frees a session made by dco_session_new. NULL does nothing. Outstanding replies
+/// are discarded. The pointer must not be used afterwards.
+#[no_mangle]
+pub extern "C" fn dco_session_free(session: *mut dco_session) {
+    boundary((), || {
+        if !session.is_null() {
+            // SAFETY: non-NULL, made by Box::into_raw in dco_session_new and not yet freed (the
+            // contract above); ownership comes back here exactly once.
+            drop(unsafe { Box::from_raw(session) });
+        }
+    })
+}
+
+/// dco_write on an explicit session. DCO_E_INVALID if `session` is NULL.
+#[no_mangle]
+pub extern "C" fn dco_session_write(session: *mut dco_session, data: *const u8, len: usize) -> c_int {
+    boundary(super::DCO_E_PANIC, || {
+        to_code(with_handle(session, |s| op_write(s, data, len)), |_| 0) as c_int
+    })
+}
+
+/// dco_line on an explicit session. DCO_E_INVALID if `session` is NULL.
+#[no_mangle]
+pub extern "C" fn dco_session_line(session: *mut dco_session, text: *const c_char) -> c_int {
+    boundary(super::DCO_E_PANIC, || {
+        to_code(with_handle(session, |s| op_line(s, text)), |_| 0) as c_int
+    })
+}
+
+/// dco_send_request on an explicit session. DCO_E_INVALID if `session` is NULL.
+#[no_mangle]
+pub extern "C" fn dco_session_send_request(
+    session: *mut dco_session,
+    proxy_id: i32,
+    flags: i32,
+) -> i64 {
+    boundary(super::DCO_E_PANIC as i64, || {
+        to_code(with_handle(session, |s| op_send(s, proxy_id, flags)), |id| id as i64)
+    })
+}
+
+/// dco_flush on an explicit session. DCO_E_INVALID if `session` is NULL.
+#[no_mangle]
+pub extern "C" fn dco_session_flush(session: *mut dco_session) -> c_int {
+    boundary(super::DCO_E_PANIC, || {
+        to_code(with_handle(session, |s| s.flush()), |_| 0) as c_int
+    })
+}
+
+/// dco_read_request on an explicit session. DCO_E_INVALID if `session` is NULL.
+#[no_mangle]
+pub extern "C" fn dco_session_read_request(
+    session: *mut dco_session,
+    request_id: i64,
+    timeout_ms: i32,
+    buf: *mut u8,
+    cap: usize,
+) -> i64 {
+    boundary(super::DCO_E_PANIC as i64, || {
+        to_code(
+            with_handle(session, |s| op_read(s, request_id, timeout_ms, buf, cap)),
+            len_code,
+        )
+    })
+}
+
+/// dco_call_sync on an explicit session. DCO_E_INVALID if `session` is NULL.
+#[no_mangle]
+pub extern "C" fn dco_session_call_sync(
+    session: *mut dco_session,
+    proxy_id: i32,
+    timeout_ms: i32,
+    buf: *mut u8,
+    cap: usize,
+) -> i64 {
+    boundary(super::DCO_E_PANIC as i64, || {
+        to_code(
+            with_handle(session, |s| op_call(s, proxy_id, timeout_ms, buf, cap)),
+            len_code,
+        )
+    })
+}
+
+/// dco_last_request_id on an explicit session; 0 if `session` is NULL or sent nothing yet.
+#[no_mangle]
+pub extern "C" fn dco_session_last_request_id(session: *mut dco_session) -> i64 {
+    boundary(0, || {
+        with_handle(session, |s| Ok(s.last_request_id() as i64)).unwrap_or(0)
+    })
+}
+
+/// dco_cancel on an explicit session. DCO_E_INVALID if `session` is NULL.
+#[no_mangle]
+pub extern "C" fn dco_session_cancel(session: *mut dco_session, request_id: i64) -> c_int {
+    boundary(super::DCO_E_PANIC, || {
+        to_code(
+            with_handle(session, |s| s.cancel(request_id.max(0) as u64)),
+            |_| 0,
+        ) as c_int
+    })
+}

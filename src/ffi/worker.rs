@@ -1,0 +1,202 @@
+//! The worker API: serve proxy ids with a C callback.
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::{boundary, to_code};
+use crate::status::{Error, Status};
+use crate::wire::HubAddr;
+use crate::worker::{self, Delivery, Outcome, ReplyBuf, WorkerConfig};
+
+/// A worker: the hubs it connects to and the proxy ids it serves. Created by dco_worker_new,
+/// run by dco_worker_run, stopped by dco_worker_stop (from any thread), freed by
+/// dco_worker_free once dco_worker_run has returned.
+pub struct dco_worker {
+    cfg: WorkerConfig,
+    stop: AtomicBool,
+}
+
+/// The reply being built for one delivery; valid only during the handler call that received
+/// it. Write to it with dco_reply_write.
+pub struct dco_reply {
+    _private: [u8; 0],
+}
+
+/// One request handed to a worker's handler. Valid only during the handler call.
+#[repr(C)]
+pub struct dco_delivery {
+    /// The caller's session id.
+    pub session: u64,
+    /// The caller's request id; with `session` it names the request across redeliveries.
+    pub request_id: u64,
+    /// The proxy id the request was sent to.
+    pub proxy_id: i32,
+    /// Delivery attempt, 1 for the first; above 1 the request may have run before.
+    pub attempt: u32,
+    /// The request body (not NUL-terminated); owned by the library.
+    pub body: *const u8,
+    /// Length of `body`.
+    pub len: usize,
+}
+
+/// A worker's handler: runs one request, writes the reply with dco_reply_write, and returns 0
+/// for success or any other value for an application failure with that return code (the
+/// caller then gets DCO_E_APP_FAIL and dco_last_rcode() == the value). `user` is the pointer
+/// given to dco_worker_run. Called on the thread running dco_worker_run, one request at a time.
+pub type dco_handler =
+    Option<unsafe extern "C" fn(user: *mut c_void, d: *const dco_delivery, reply: *mut dco_reply) -> i32>;
+
+/// Creates a worker serving the `n` proxy ids at `proxies` on the comma-separated hub list
+/// `hubs` (NULL: DCO_HUB, default 127.0.0.1:7790). The ids are copied.
+///
+/// Returns the worker, to be freed with dco_worker_free, or NULL with dco_last_error set
+/// (DCO_E_INVALID: NULL `proxies`, `n` 0 or over 4096, a negative id, a malformed hub list).
+#[no_mangle]
+pub extern "C" fn dco_worker_new(hubs: *const c_char, proxies: *const i32, n: usize) -> *mut dco_worker {
+    boundary(std::ptr::null_mut(), || {
+        let made = (|| {
+            if proxies.is_null() || n == 0 || n > crate::wire::MAX_PROXIES {
+                return Err(Error::new(
+                    Status::Invalid,
+                    "a worker needs 1 to 4096 proxy ids and a non-NULL array",
+                ));
+            }
+            // SAFETY: non-NULL, `n` is at most 4096, and the caller promises `n` readable i32s.
+            let ids = unsafe { std::slice::from_raw_parts(proxies, n) }.to_vec();
+            if let Some(p) = ids.iter().find(|p| **p < 0) {
+                return Err(Error::new(Status::Invalid, format!("proxy id {p} is negative")));
+            }
+            let hub_list = if hubs.is_null() {
+                crate::wire::hubs_from_env()
+            } else {
+                // SAFETY: non-NULL, and the caller promises a NUL-terminated string.
+                HubAddr::parse_list(&unsafe { CStr::from_ptr(hubs) }.to_string_lossy())
+            }
+            .map_err(|e| Error::new(Status::Invalid, e))?;
+            Ok(WorkerConfig::new(hub_list, ids))
+        })();
+        match made {
+            Ok(cfg) => {
+                super::clear_last_error();
+                Box::into_raw(Box::new(dco_worker {
+                    cfg,
+                    stop: AtomicBool::new(false),
+                }))
+            }
+            Err(e) => {
+                super::set_last_error(&e);
+                std::ptr::null_mut()
+            }
+        }
+    })
+}
+
+/// Sets how many requests the hub may hand this worker before it answers them (default 1024,
+/// at least 1). Call before dco_worker_run. Returns DCO_OK or DCO_E_INVALID (NULL worker).
+#[no_mangle]
+pub extern "C" fn dco_worker_set_capacity(w: *mut dco_worker, capacity: u32) -> c_int {
+    boundary(super::DCO_E_PANIC, || {
+        // SAFETY: a non-NULL `w` comes from dco_worker_new, not freed, not running (contract).
+        match unsafe { w.as_mut() } {
+            Some(w) => {
+                w.cfg.capacity = capacity.max(1);
+                0
+            }
+            None => to_code::<()>(Err(Error::new(Status::Invalid, "worker is NULL")), |_| 0) as c_int,
+        }
+    })
+}
+
+/// Serves requests with `handler` until dco_worker_stop is called: connects to the hubs,
+/// reconnects with backoff when a connection fails, and calls `handler(user, delivery, reply)`
+/// for each request. Blocks the calling thread.
+///
+/// Returns DCO_OK after dco_worker_stop; DCO_E_INVALID (NULL worker or handler); DCO_E_REFUSED
+/// (a hub refused the worker: wrong secret, proxies not allowed). The library keeps no pointer
+/// to `user` after it returns.
+#[no_mangle]
+pub extern "C" fn dco_worker_run(w: *const dco_worker, handler: dco_handler, user: *mut c_void) -> c_int {
+    boundary(super::DCO_E_PANIC, || {
+        // SAFETY: a non-NULL `w` comes from dco_worker_new and is not freed while running
+        // (contract); only shared access is taken, so dco_worker_stop may run concurrently.
+        let Some(w) = (unsafe { w.as_ref() }) else {
+            return to_code::<()>(Err(Error::new(Status::Invalid, "worker is NULL")), |_| 0) as c_int;
+        };
+        let Some(h) = handler else {
+            return to_code::<()>(Err(Error::new(Status::Invalid, "handler is NULL")), |_| 0) as c_int;
+        };
+        let mut call = |d: &Delivery<'_>, reply: &mut ReplyBuf<'_>| -> Outcome {
+            let cd = dco_delivery {
+                session: d.session,
+                request_id: d.request,
+                proxy_id: d.proxy,
+                attempt: d.attempt,
+                body: d.body.as_ptr(),
+                len: d.body.len(),
+            };
+            // SAFETY: `h` is the C caller's handler; `cd` and `reply` live for the whole call
+            // and are only valid during it, as the header documents.
+            let rc = unsafe { h(user, &cd, reply as *mut ReplyBuf<'_> as *mut dco_reply) };
+            if rc == 0 {
+                Outcome::Success
+            } else {
+                Outcome::Failure(rc)
+            }
+        };
+        to_code(worker::run(&w.cfg, &mut call, &w.stop), |_| 0) as c_int
+    })
+}
+
+/// Asks a running dco_worker_run to return after the request in hand (within about 100 ms when
+/// idle). Safe to call from any thread, including from the handler. Returns DCO_OK or
+/// DCO_E_INVALID (NULL).
+#[no_mangle]
+pub extern "C" fn dco_worker_stop(w: *const dco_worker) -> c_int {
+    boundary(super::DCO_E_PANIC, || {
+        // SAFETY: a non-NULL `w` comes from dco_worker_new and is not yet freed (contract).
+        match unsafe { w.as_ref() } {
+            Some(w) => {
+                w.stop.store(true, Ordering::SeqCst);
+                0
+            }
+            None => to_code::<()>(Err(Error::new(Status::Invalid, "worker is NULL")), |_| 0) as c_int,
+        }
+    })
+}
+
+/// Frees a worker made by dco_worker_new. NULL does nothing. Must not be called while
+/// dco_worker_run is running on it.
+#[no_mangle]
+pub extern "C" fn dco_worker_free(w: *mut dco_worker) {
+    boundary((), || {
+        if !w.is_null() {
+            // SAFETY: non-NULL, from Box::into_raw in dco_worker_new, freed once (contract).
+            drop(unsafe { Box::from_raw(w) });
+        }
+    })
+}
+
+/// Appends `len` bytes at `data` to the reply being built. Call only from inside the handler,
+/// with the `reply` it received. Returns DCO_OK or DCO_E_INVALID (NULL `reply`, or NULL `data`
+/// with `len` > 0). The bytes are copied.
+#[no_mangle]
+pub extern "C" fn dco_reply_write(reply: *mut dco_reply, data: *const u8, len: usize) -> c_int {
+    boundary(super::DCO_E_PANIC, || {
+        if reply.is_null() || (data.is_null() && len > 0) {
+            return to_code::<()>(Err(Error::new(Status::Invalid, "reply or data is NULL")), |_| 0)
+                as c_int;
+        }
+        if len > isize::MAX as usize {
+            return to_code::<()>(Err(Error::new(Status::TooLarge, "len is too large")), |_| 0)
+                as c_int;
+        }
+        // SAFETY: `reply` is the pointer handed to the running handler, which points at a live
+        // ReplyBuf for the duration of the handler call (the only time this may be called).
+        let r = unsafe { &mut *(reply as *mut ReplyBuf<'_>) };
+        if len > 0 {
+            // SAFETY: non-NULL and `len` readable bytes per the contract.
+            r.write(unsafe { std::slice::from_raw_parts(data, len) });
+        }
+        0
+    })
+}

@@ -1,0 +1,183 @@
+//! Counters and latency histograms kept by the hub for `dco stats`.
+
+use serde::Serialize;
+
+/// A latency histogram with power-of-two microsecond buckets: cheap to update, good enough for
+/// percentiles within a factor of two, exact enough for p50/p99 at a glance.
+#[derive(Clone)]
+pub struct Histogram {
+    buckets: [u64; 40],
+    count: u64,
+    sum_us: u64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: [0; 40],
+            count: 0,
+            sum_us: 0,
+        }
+    }
+}
+
+impl Histogram {
+    /// Records one duration in microseconds.
+    pub fn record(&mut self, us: u64) {
+        let b = (64 - us.leading_zeros()) as usize;
+        self.buckets[b.min(39)] += 1;
+        self.count += 1;
+        self.sum_us = self.sum_us.saturating_add(us);
+    }
+
+    /// Upper bound, in microseconds, of the bucket holding quantile `q` (0..=1); 0 if empty.
+    pub fn quantile(&self, q: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let want = ((self.count as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (b, n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= want {
+                return if b == 0 { 0 } else { 1u64 << b };
+            }
+        }
+        1u64 << 39
+    }
+
+    /// Mean in microseconds.
+    pub fn mean(&self) -> u64 {
+        self.sum_us.checked_div(self.count).unwrap_or(0)
+    }
+}
+
+/// Counters of one proxy id.
+#[derive(Clone, Default)]
+pub struct ProxyStats {
+    /// Requests accepted for it.
+    pub requests: u64,
+    /// Successful replies.
+    pub replies: u64,
+    /// Failed outcomes (application or system).
+    pub errors: u64,
+    /// Requests refused because no worker served it.
+    pub no_route: u64,
+    /// Requests delivered again after a worker failed.
+    pub redelivered: u64,
+    /// Accept-to-result latency.
+    pub latency: Histogram,
+}
+
+/// The statistics document sent to monitors.
+#[derive(Serialize, Debug)]
+pub struct Snapshot {
+    /// The hub itself.
+    pub hub: HubSnapshot,
+    /// One entry per caller connection.
+    pub callers: Vec<CallerSnapshot>,
+    /// One entry per worker connection.
+    pub workers: Vec<WorkerSnapshot>,
+    /// One entry per proxy id seen.
+    pub proxies: Vec<ProxySnapshot>,
+}
+
+/// Hub-wide figures.
+#[derive(Serialize, Debug)]
+pub struct HubSnapshot {
+    /// Random id of this run.
+    pub id: String,
+    /// Seconds since start.
+    pub uptime_s: u64,
+    /// Open connections.
+    pub connections: usize,
+    /// Requests accepted and not yet answered.
+    pub inflight: usize,
+    /// Requests refused for being over quota.
+    pub busy: u64,
+    /// Connections closed for protocol errors.
+    pub protocol_errors: u64,
+}
+
+/// One caller.
+#[derive(Serialize, Debug)]
+pub struct CallerSnapshot {
+    /// Name from HELLO.
+    pub name: String,
+    /// Remote address.
+    pub addr: String,
+    /// Requests accepted.
+    pub requests: u64,
+    /// Replies sent.
+    pub replies: u64,
+    /// Error replies sent.
+    pub errors: u64,
+    /// Accepted, not yet answered.
+    pub inflight: u32,
+}
+
+/// One worker.
+#[derive(Serialize, Debug)]
+pub struct WorkerSnapshot {
+    /// Name from HELLO.
+    pub name: String,
+    /// Remote address.
+    pub addr: String,
+    /// Proxy ids served.
+    pub proxies: Vec<i32>,
+    /// Deliveries it takes at once.
+    pub capacity: u32,
+    /// Deliveries outstanding.
+    pub inflight: u32,
+    /// Deliveries made.
+    pub delivered: u64,
+    /// Results received.
+    pub results: u64,
+    /// Results that were failures.
+    pub failures: u64,
+}
+
+/// One proxy.
+#[derive(Serialize, Debug)]
+pub struct ProxySnapshot {
+    /// Proxy id.
+    pub id: i32,
+    /// Workers serving it now.
+    pub workers: usize,
+    /// Requests waiting for a worker with room.
+    pub queued: usize,
+    /// Requests accepted.
+    pub requests: u64,
+    /// Successful replies.
+    pub replies: u64,
+    /// Failed outcomes.
+    pub errors: u64,
+    /// Refused for lack of a worker.
+    pub no_route: u64,
+    /// Delivered again after a worker failed.
+    pub redelivered: u64,
+    /// Median accept-to-result latency, microseconds (bucket upper bound).
+    pub p50_us: u64,
+    /// 99th percentile, microseconds (bucket upper bound).
+    pub p99_us: u64,
+    /// Mean, microseconds.
+    pub mean_us: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_fall_in_the_right_bucket() {
+        let mut h = Histogram::default();
+        for _ in 0..99 {
+            h.record(30);
+        }
+        h.record(5000);
+        assert_eq!(h.quantile(0.5), 32);
+        assert_eq!(h.quantile(0.99), 32);
+        assert_eq!(h.quantile(1.0), 8192);
+        assert_eq!(Histogram::default().quantile(0.5), 0);
+    }
+}

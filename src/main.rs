@@ -1,0 +1,235 @@
+//! The `dco` command: run a hub or a worker, call a proxy, read statistics, measure.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use dco::client::{Session, SessionConfig};
+use dco::hub::{HubConfig, Listeners, Shutdown};
+use dco::wire::{self, HubAddr};
+use dco::worker::{self, Echo, WorkerConfig};
+
+mod bench;
+mod stats;
+
+#[derive(Parser)]
+#[command(name = "dco", version, about = "Call-out middleware for Oracle PL/SQL and C programs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a hub (defaults: TCP 127.0.0.1:7790, Unix socket dco-data/dco.sock, data dco-data).
+    Hub {
+        /// TCP address to listen on ("none" for no TCP).
+        #[arg(long, default_value = "127.0.0.1:7790")]
+        listen: String,
+        /// Unix socket path ("none" for no Unix socket; default DATA/dco.sock).
+        #[arg(long)]
+        unix: Option<String>,
+        /// Data directory.
+        #[arg(long, default_value = "dco-data")]
+        data: PathBuf,
+        /// Largest frame payload accepted, in bytes.
+        #[arg(long, default_value_t = wire::DEFAULT_MAX_FRAME)]
+        max_frame: u32,
+        /// Most unanswered requests per caller.
+        #[arg(long, default_value_t = 1 << 20)]
+        quota: u32,
+        /// Keep-alive interval in milliseconds.
+        #[arg(long, default_value_t = 5000)]
+        keepalive_ms: u64,
+        /// Shared secret every peer must present (default: DCO_SECRET, else none).
+        #[arg(long, env = "DCO_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+    },
+    /// Run a built-in worker.
+    Worker {
+        #[command(subcommand)]
+        kind: WorkerKind,
+    },
+    /// Send standard input as one request to a proxy and print the reply.
+    Call {
+        /// Proxy id.
+        #[arg(long)]
+        proxy: i32,
+        /// Hub list (default: DCO_HUB, else 127.0.0.1:7790).
+        #[arg(long)]
+        hub: Option<String>,
+        /// Timeout in milliseconds (negative: wait without limit).
+        #[arg(long, default_value_t = 10_000)]
+        timeout_ms: i64,
+    },
+    /// Print the hub's live statistics per caller, worker and proxy.
+    Stats {
+        /// Hub list (default: DCO_HUB, else 127.0.0.1:7790).
+        #[arg(long)]
+        hub: Option<String>,
+        /// Print the raw JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure round-trip latency and throughput against a hub and an echo worker, beside a plain
+    /// TCP relay measured in the same run.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum WorkerKind {
+    /// Reply with the request body, byte for byte.
+    Echo {
+        /// Proxy id(s) to serve (repeat or comma-separate).
+        #[arg(long, value_delimiter = ',', required = true)]
+        proxy: Vec<i32>,
+        /// Hub list (default: DCO_HUB, else 127.0.0.1:7790).
+        #[arg(long)]
+        hub: Option<String>,
+        /// Worker threads, each with its own connection.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Requests the hub may hand each connection before it answers.
+        #[arg(long, default_value_t = 1024)]
+        capacity: u32,
+    },
+}
+
+/// The hub list from `--hub`, else DCO_HUB, else the default.
+fn hub_list(arg: &Option<String>) -> Result<Vec<HubAddr>, String> {
+    match arg {
+        Some(h) => HubAddr::parse_list(h),
+        None => wire::hubs_from_env(),
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DCO_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dco: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode, String> {
+    match command {
+        Command::Hub {
+            listen,
+            unix,
+            data,
+            max_frame,
+            quota,
+            keepalive_ms,
+            secret,
+        } => {
+            let unix = match unix.as_deref() {
+                Some("none") => None,
+                Some(p) => Some(PathBuf::from(p)),
+                None => Some(data.join("dco.sock")),
+            };
+            std::fs::create_dir_all(&data)
+                .map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+            let cfg = HubConfig {
+                listen: (listen != "none").then_some(listen),
+                unix,
+                data,
+                max_frame,
+                quota: quota.max(1),
+                keepalive: Duration::from_millis(keepalive_ms.max(100)),
+                secret: secret.unwrap_or_default().into_bytes(),
+            };
+            let listeners = Listeners::bind(&cfg).map_err(|e| e.to_string())?;
+            // Tell scripts (and tests using port 0) where the hub really listens.
+            if let Some(addr) = listeners.tcp_addr() {
+                let _ = std::fs::write(cfg.data.join("hub.addr"), format!("{addr}\n"));
+            }
+            let shutdown = Shutdown::new();
+            for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register(sig, shutdown.flag())
+                    .map_err(|e| format!("cannot install a signal handler: {e}"))?;
+            }
+            dco::hub::run(cfg, listeners, shutdown).map_err(|e| e.to_string())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Worker {
+            kind:
+                WorkerKind::Echo {
+                    proxy,
+                    hub,
+                    threads,
+                    capacity,
+                },
+        } => {
+            let mut cfg = WorkerConfig::new(hub_list(&hub)?, proxy);
+            cfg.capacity = capacity.max(1);
+            cfg.name = format!("echo[{}]", std::process::id());
+            let stop = Arc::new(AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register(sig, stop.clone())
+                    .map_err(|e| format!("cannot install a signal handler: {e}"))?;
+            }
+            let handles: Vec<_> = (0..threads.max(1))
+                .map(|_| {
+                    let cfg = cfg.clone();
+                    let stop = stop.clone();
+                    std::thread::spawn(move || worker::run(&cfg, &mut Echo, &stop))
+                })
+                .collect();
+            for h in handles {
+                match h.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(e.to_string()),
+                    Err(_) => return Err("a worker thread panicked".into()),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Call {
+            proxy,
+            hub,
+            timeout_ms,
+        } => {
+            let mut body = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut body)
+                .map_err(|e| format!("cannot read standard input: {e}"))?;
+            let mut session = Session::new(SessionConfig::with_hubs(hub_list(&hub)?));
+            session.write(&body).map_err(|e| e.to_string())?;
+            let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
+            match session.call(proxy, timeout) {
+                Ok(reply) => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&reply.body)
+                        .and_then(|_| out.flush())
+                        .map_err(|e| format!("cannot write the reply: {e}"))?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("dco call: {e}");
+                    if e.rcode != 0 {
+                        eprintln!("dco call: worker return code {}", e.rcode);
+                    }
+                    // Exit status: the outcome's number, made positive (2 = timeout, ...).
+                    Ok(ExitCode::from((-e.status.code()).clamp(1, 125) as u8))
+                }
+            }
+        }
+        Command::Stats { hub, json } => stats::print(&hub_list(&hub)?, json),
+        Command::Bench(args) => bench::run(args),
+    }
+}

@@ -1,0 +1,312 @@
+//! A blocking frame connection to a hub, shared by the caller library and the worker side.
+//!
+//! It owns the socket (TCP or Unix), an input buffer that frames are decoded from in place, and
+//! an output buffer that frames are encoded into and written in one call. Read deadlines are
+//! kept with `SO_RCVTIMEO`, set only when the wanted timeout moves far from the current one, so
+//! a loop of calls with the same timeout costs no extra system call.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use super::{decode, Frame, WireError};
+
+/// Where a hub listens: `host:port` or `unix:/path/to/socket`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HubAddr {
+    /// A TCP address, as written (resolved at connect time).
+    Tcp(String),
+    /// A Unix socket path.
+    Unix(String),
+}
+
+impl HubAddr {
+    /// Parses one address. `unix:` prefixes a socket path; anything else must be `host:port`.
+    pub fn parse(s: &str) -> Result<HubAddr, String> {
+        let s = s.trim();
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("empty unix socket path".into());
+            }
+            return Ok(HubAddr::Unix(path.to_string()));
+        }
+        match s.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                Ok(HubAddr::Tcp(s.to_string()))
+            }
+            _ => Err(format!("'{s}' is neither host:port nor unix:/path")),
+        }
+    }
+
+    /// Parses a comma-separated failover list such as `DCO_HUB`.
+    pub fn parse_list(s: &str) -> Result<Vec<HubAddr>, String> {
+        let list: Vec<HubAddr> = s
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(HubAddr::parse)
+            .collect::<Result<_, _>>()?;
+        if list.is_empty() {
+            return Err("empty hub list".into());
+        }
+        Ok(list)
+    }
+}
+
+impl std::fmt::Display for HubAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HubAddr::Tcp(a) => f.write_str(a),
+            HubAddr::Unix(p) => write!(f, "unix:{p}"),
+        }
+    }
+}
+
+/// The default hub address when neither `--hub` nor `DCO_HUB` says otherwise.
+pub const DEFAULT_HUB: &str = "127.0.0.1:7790";
+
+/// The hub list from `DCO_HUB`, or the default.
+pub fn hubs_from_env() -> Result<Vec<HubAddr>, String> {
+    match std::env::var("DCO_HUB") {
+        Ok(v) if !v.trim().is_empty() => HubAddr::parse_list(&v),
+        _ => HubAddr::parse_list(DEFAULT_HUB),
+    }
+}
+
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+/// Why a connection stopped being usable.
+#[derive(Debug)]
+pub enum ConnError {
+    /// The socket failed or the peer closed it.
+    Io(io::Error),
+    /// The peer sent bytes that are not a valid frame.
+    Wire(WireError),
+}
+
+impl std::fmt::Display for ConnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnError::Io(e) => write!(f, "{e}"),
+            ConnError::Wire(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<io::Error> for ConnError {
+    fn from(e: io::Error) -> Self {
+        ConnError::Io(e)
+    }
+}
+
+/// A blocking, buffered frame connection.
+pub struct Conn {
+    stream: Stream,
+    inbuf: Vec<u8>,
+    /// Start of unread bytes in `inbuf`.
+    start: usize,
+    /// Encoded frames waiting to be written.
+    pub out: Vec<u8>,
+    /// Largest frame payload accepted from the peer.
+    pub max_frame: u32,
+    read_timeout: Option<Duration>,
+    /// When bytes last arrived.
+    pub last_rx: Instant,
+}
+
+const READ_CHUNK: usize = 64 * 1024;
+
+impl Conn {
+    /// Connects to `addr`, waiting at most `timeout`. TCP connections get `TCP_NODELAY` and
+    /// kernel keep-alive, so a silently dropped link is noticed even when idle.
+    pub fn connect(addr: &HubAddr, timeout: Duration) -> io::Result<Conn> {
+        let stream = match addr {
+            HubAddr::Tcp(a) => {
+                let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+                let mut found = None;
+                for sa in a.to_socket_addrs()? {
+                    match TcpStream::connect_timeout(&sa, timeout) {
+                        Ok(s) => {
+                            found = Some(s);
+                            break;
+                        }
+                        Err(e) => last = e,
+                    }
+                }
+                let s = found.ok_or(last)?;
+                s.set_nodelay(true)?;
+                crate::sys::set_keepalive(s.as_raw_fd(), 10);
+                Stream::Tcp(s)
+            }
+            HubAddr::Unix(p) => Stream::Unix(UnixStream::connect(p)?),
+        };
+        Ok(Conn {
+            stream,
+            inbuf: Vec::with_capacity(READ_CHUNK),
+            start: 0,
+            out: Vec::with_capacity(READ_CHUNK),
+            max_frame: super::DEFAULT_MAX_FRAME,
+            read_timeout: None,
+            last_rx: Instant::now(),
+        })
+    }
+
+    fn fd(&self) -> i32 {
+        match &self.stream {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+
+    /// Writes everything in `out` and empties it.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let r = match &mut self.stream {
+            Stream::Tcp(s) => s.write_all(&self.out),
+            Stream::Unix(s) => s.write_all(&self.out),
+        };
+        self.out.clear();
+        r
+    }
+
+    /// Decodes the next whole frame already read, if any. The frame borrows the input buffer;
+    /// call [`Conn::consume`] with its length once done with it.
+    pub fn next_frame(&self) -> Result<Option<(Frame<'_>, usize)>, WireError> {
+        decode(&self.inbuf[self.start..], self.max_frame)
+    }
+
+    /// Marks `n` bytes of input as used.
+    pub fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.inbuf.len() {
+            self.inbuf.clear();
+            self.start = 0;
+        }
+    }
+
+    /// Reads more bytes, waiting until `deadline` (None: without limit). Returns `Ok(false)` when
+    /// the deadline passed with nothing read; an error when the peer closed or the socket failed.
+    pub fn fill(&mut self, deadline: Option<Instant>) -> io::Result<bool> {
+        if self.start > 0 && self.start * 2 >= self.inbuf.len() {
+            self.inbuf.drain(..self.start);
+            self.start = 0;
+        }
+        let old = self.inbuf.len();
+        if self.inbuf.capacity() - old < READ_CHUNK / 4 {
+            self.inbuf.reserve(READ_CHUNK);
+        }
+        let cap = self.inbuf.capacity();
+        self.inbuf.resize(cap, 0);
+        let r = self.read_until(old, deadline);
+        match r {
+            Ok(0) => {
+                self.inbuf.truncate(old);
+                Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the hub closed the connection",
+                ))
+            }
+            Ok(n) => {
+                self.inbuf.truncate(old + n);
+                self.last_rx = Instant::now();
+                Ok(true)
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                self.inbuf.truncate(old);
+                Ok(false)
+            }
+            Err(e) => {
+                self.inbuf.truncate(old);
+                Err(e)
+            }
+        }
+    }
+
+    fn read_until(&mut self, at: usize, deadline: Option<Instant>) -> io::Result<usize> {
+        loop {
+            let remaining = match deadline {
+                None => None,
+                Some(d) => {
+                    let now = Instant::now();
+                    if d <= now {
+                        return crate::sys::recv_nowait(self.fd(), &mut self.inbuf[at..]);
+                    }
+                    Some(d - now)
+                }
+            };
+            self.set_timeout(remaining)?;
+            let r = match &mut self.stream {
+                Stream::Tcp(s) => s.read(&mut self.inbuf[at..]),
+                Stream::Unix(s) => s.read(&mut self.inbuf[at..]),
+            };
+            match r {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                {
+                    match deadline {
+                        Some(d) if Instant::now() < d => continue,
+                        _ => return Err(e),
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Keeps `SO_RCVTIMEO` close to `want` without a system call on every read: the socket's
+    /// timeout may be shorter than `want` (the read loop goes round again) but never longer.
+    fn set_timeout(&mut self, want: Option<Duration>) -> io::Result<()> {
+        let ok = match (self.read_timeout, want) {
+            (None, None) => true,
+            (Some(cur), Some(w)) => cur <= w && cur * 4 >= w,
+            _ => false,
+        };
+        if ok {
+            return Ok(());
+        }
+        let t = want.map(|w| {
+            if w < Duration::from_millis(2) {
+                w.max(Duration::from_micros(1))
+            } else {
+                w / 2
+            }
+        });
+        match &self.stream {
+            Stream::Tcp(s) => s.set_read_timeout(t)?,
+            Stream::Unix(s) => s.set_read_timeout(t)?,
+        }
+        self.read_timeout = t;
+        Ok(())
+    }
+
+    /// Waits for the next frame until `deadline` and hands it to `f`. Returns `Ok(None)` when the
+    /// deadline passed first.
+    pub fn with_next_frame<T>(
+        &mut self,
+        deadline: Option<Instant>,
+        f: impl FnOnce(Frame<'_>) -> T,
+    ) -> Result<Option<T>, ConnError> {
+        loop {
+            match self.next_frame() {
+                Err(e) => return Err(ConnError::Wire(e)),
+                Ok(Some((frame, n))) => {
+                    let out = f(frame);
+                    self.consume(n);
+                    return Ok(Some(out));
+                }
+                Ok(None) => {
+                    if !self.fill(deadline)? {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The wire protocol: how callers, workers and monitors talk to a hub.
+//!
+//! Every connection carries length-prefixed frames (docs/PROTOCOL.md has them byte by byte).
+//! Integers are big-endian. The first frame a peer sends is HELLO, which says whether it is a
+//! caller, a worker or a monitor; the hub answers WELCOME or REFUSE.
+//!
+//! `frame` only turns bytes into [`Frame`]s and back, with no I/O and no state, so it can be
+//! fuzzed on its own. `conn` is the blocking, buffered connection the caller library and the
+//! worker side use to talk frames to a hub.
+
+pub mod conn;
+mod frame;
+
+pub use conn::{hubs_from_env, Conn, ConnError, HubAddr, DEFAULT_HUB};
+
+pub use frame::{
+    decode, encode_ack, encode_cancel, encode_deliver, encode_hello, encode_ping, encode_pong,
+    encode_quit, encode_refuse, encode_reply, encode_request, encode_result, encode_stats,
+    encode_stats_request, encode_welcome, Frame, FrameType, Hello, Role, WireError, Welcome,
+};
+
+/// The four bytes that open every HELLO payload.
+pub const MAGIC: [u8; 4] = *b"DCO!";
+
+/// The protocol version this build speaks.
+pub const VERSION: u16 = 1;
+
+/// Bytes of the fixed frame header: `u32 len | u8 type | u8 flags | u16 reserved`.
+pub const HEADER_LEN: usize = 8;
+
+/// Default upper bound for a frame's payload (16 MiB). The hub's `--max-frame` overrides it
+/// and tells every peer its value in WELCOME.
+pub const DEFAULT_MAX_FRAME: u32 = 16 * 1024 * 1024;
+
+/// Request flag: no reply is wanted.
+pub const REQ_ONEWAY: u32 = 1;
+
+/// Longest peer name accepted in HELLO.
+pub const MAX_NAME: usize = 255;
+
+/// Most proxy ids one worker may announce.
+pub const MAX_PROXIES: usize = 4096;

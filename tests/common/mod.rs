@@ -1,0 +1,162 @@
+//! Shared test harness: real `dco` processes on free ports, killed when dropped.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `dco` binary built for this test run.
+pub fn dco_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_dco")
+}
+
+/// A fresh temporary directory, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("dco-test-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped.
+pub struct Proc(pub Child);
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Sends SIGTERM and waits up to `wait` for the exit; returns the exit status if it exited.
+    pub fn terminate(&mut self, wait: Duration) -> Option<std::process::ExitStatus> {
+        // SAFETY: kill(2) on our own child's pid; it has not been reaped yet.
+        unsafe {
+            libc::kill(self.0.id() as i32, libc::SIGTERM);
+        }
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            if let Ok(Some(st)) = self.0.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A hub process on a free TCP port and a Unix socket in its own data directory.
+pub struct Hub {
+    pub proc: Proc,
+    pub addr: String,
+    pub unix: PathBuf,
+    pub dir: TempDir,
+}
+
+impl Hub {
+    /// Starts `dco hub` with extra arguments and waits until it listens.
+    pub fn start(extra: &[&str]) -> Hub {
+        let dir = TempDir::new("hub");
+        let unix = dir.path().join("dco.sock");
+        let child = Command::new(dco_bin())
+            .arg("hub")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data")
+            .arg(dir.path())
+            .args(extra)
+            .env("DCO_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn dco hub");
+        let proc = Proc(child);
+        let addr_file = dir.path().join("hub.addr");
+        let until = Instant::now() + Duration::from_secs(10);
+        let addr = loop {
+            if let Ok(s) = std::fs::read_to_string(&addr_file) {
+                if s.ends_with('\n') {
+                    break s.trim().to_string();
+                }
+            }
+            assert!(Instant::now() < until, "the hub did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Hub {
+            proc,
+            addr,
+            unix,
+            dir,
+        }
+    }
+
+    /// `unix:/path` for this hub.
+    pub fn unix_addr(&self) -> String {
+        format!("unix:{}", self.unix.display())
+    }
+
+    /// The statistics JSON, fetched with `dco stats --json`.
+    pub fn stats(&self) -> serde_json::Value {
+        let out = Command::new(dco_bin())
+            .args(["stats", "--json", "--hub", &self.addr])
+            .output()
+            .expect("run dco stats");
+        assert!(out.status.success(), "dco stats failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("stats JSON")
+    }
+
+    /// Waits until `n` workers serve `proxy` (per the hub's statistics).
+    pub fn wait_workers(&self, proxy: i32, n: u64) {
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = self.stats();
+            let have = v["proxies"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["id"] == proxy)
+                .and_then(|p| p["workers"].as_u64())
+                .unwrap_or(0);
+            if have == n {
+                return;
+            }
+            assert!(Instant::now() < until, "proxy {proxy} has {have} workers, want {n}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Starts `dco worker echo --proxy P` against `hub`.
+pub fn echo_worker(hub: &str, proxy: i32) -> Proc {
+    let child = Command::new(dco_bin())
+        .args(["worker", "echo", "--proxy", &proxy.to_string(), "--hub", hub])
+        .env("DCO_LOG", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn dco worker");
+    Proc(child)
+}
