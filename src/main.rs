@@ -97,6 +97,9 @@ enum WorkerKind {
         /// Requests the hub may hand each connection before it answers.
         #[arg(long, default_value_t = 1024)]
         capacity: u32,
+        /// Wait this long before each reply (to simulate a slow service).
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
     },
 }
 
@@ -173,6 +176,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                     hub,
                     threads,
                     capacity,
+                    delay_ms,
                 },
         } => {
             let mut cfg = WorkerConfig::new(hub_list(&hub)?, proxy);
@@ -187,7 +191,18 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 .map(|_| {
                     let cfg = cfg.clone();
                     let stop = stop.clone();
-                    std::thread::spawn(move || worker::run(&cfg, &mut Echo, &stop))
+                    std::thread::spawn(move || {
+                        if delay_ms == 0 {
+                            return worker::run(&cfg, &mut Echo, &stop);
+                        }
+                        let delay = Duration::from_millis(delay_ms);
+                        let mut slow = |d: &worker::Delivery<'_>, r: &mut worker::ReplyBuf<'_>| {
+                            std::thread::sleep(delay);
+                            r.write(d.body);
+                            worker::Outcome::Success
+                        };
+                        worker::run(&cfg, &mut slow, &stop)
+                    })
                 })
                 .collect();
             for h in handles {

@@ -7,6 +7,15 @@ use dco::client::monitor::fetch_stats;
 use dco::wire::HubAddr;
 use serde_json::Value;
 
+/// A JSON value as plain text (strings unquoted), so column widths apply.
+fn t(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
 /// Fetches and prints the statistics of the first hub that answers.
 pub fn print(hubs: &[HubAddr], raw: bool) -> Result<ExitCode, String> {
     let json = fetch_stats(hubs, Duration::from_secs(3)).map_err(|e| e.to_string())?;
@@ -18,12 +27,12 @@ pub fn print(hubs: &[HubAddr], raw: bool) -> Result<ExitCode, String> {
     let hub = &v["hub"];
     println!(
         "hub {}  up {}s  connections {}  in flight {}  busy {}  protocol errors {}",
-        hub["id"].as_str().unwrap_or("?"),
-        hub["uptime_s"],
-        hub["connections"],
-        hub["inflight"],
-        hub["busy"],
-        hub["protocol_errors"]
+        t(&hub["id"]),
+        t(&hub["uptime_s"]),
+        t(&hub["connections"]),
+        t(&hub["inflight"]),
+        t(&hub["busy"]),
+        t(&hub["protocol_errors"])
     );
     println!();
     println!(
@@ -33,8 +42,16 @@ pub fn print(hubs: &[HubAddr], raw: bool) -> Result<ExitCode, String> {
     for p in v["proxies"].as_array().into_iter().flatten() {
         println!(
             "{:>8} {:>8} {:>7} {:>12} {:>12} {:>9} {:>9} {:>9} {:>8} {:>8}",
-            p["id"], p["workers"], p["queued"], p["requests"], p["replies"], p["errors"],
-            p["no_route"], p["redelivered"], p["p50_us"], p["p99_us"]
+            t(&p["id"]),
+            t(&p["workers"]),
+            t(&p["queued"]),
+            t(&p["requests"]),
+            t(&p["replies"]),
+            t(&p["errors"]),
+            t(&p["no_route"]),
+            t(&p["redelivered"]),
+            t(&p["p50_us"]),
+            t(&p["p99_us"])
         );
     }
     println!();
@@ -45,12 +62,12 @@ pub fn print(hubs: &[HubAddr], raw: bool) -> Result<ExitCode, String> {
     for c in v["callers"].as_array().into_iter().flatten() {
         println!(
             "{:<28} {:<22} {:>12} {:>12} {:>9} {:>9}",
-            c["name"].as_str().unwrap_or(""),
-            c["addr"].as_str().unwrap_or(""),
-            c["requests"],
-            c["replies"],
-            c["errors"],
-            c["inflight"]
+            t(&c["name"]),
+            t(&c["addr"]),
+            t(&c["requests"]),
+            t(&c["replies"]),
+            t(&c["errors"]),
+            t(&c["inflight"])
         );
     }
     println!();
@@ -67,13 +84,13 @@ pub fn print(hubs: &[HubAddr], raw: bool) -> Result<ExitCode, String> {
             .collect();
         println!(
             "{:<28} {:<22} {:<12} {:>9} {:>12} {:>12} {:>9}",
-            w["name"].as_str().unwrap_or(""),
-            w["addr"].as_str().unwrap_or(""),
+            t(&w["name"]),
+            t(&w["addr"]),
             proxies.join(","),
-            w["inflight"],
-            w["delivered"],
-            w["results"],
-            w["failures"]
+            t(&w["inflight"]),
+            t(&w["delivered"]),
+            t(&w["results"]),
+            t(&w["failures"])
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -144,7 +144,11 @@ impl Hub {
         let conn = peer.id;
         wire::encode_welcome(&mut peer.out, &welcome);
         peer.last_tx = Instant::now();
-        tracing::info!("{} joined", peer.describe());
+        if matches!(peer.role, Role::Worker(_)) {
+            tracing::info!("{} joined", peer.describe());
+        } else {
+            tracing::debug!("{} joined", peer.describe());
+        }
         self.mark_dirty(t);
         if let wire::Role::Worker = h.role {
             self.router

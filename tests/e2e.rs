@@ -1,0 +1,479 @@
+//! End to end: real hub and worker processes, real sockets, the Rust caller API and the CLI.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{dco_bin, echo_worker, Hub, Proc};
+use dco::client::{Session, SessionConfig};
+use dco::wire::HubAddr;
+use dco::worker::{self, Delivery, Outcome, ReplyBuf, WorkerConfig};
+use dco::Status;
+
+fn session(addr: &str) -> Session {
+    Session::new(SessionConfig::with_hubs(HubAddr::parse_list(addr).unwrap()))
+}
+
+const T: Option<Duration> = Some(Duration::from_secs(10));
+
+fn call(s: &mut Session, proxy: i32, body: &[u8]) -> dco::Result<Vec<u8>> {
+    s.write(body)?;
+    s.call(proxy, T).map(|r| r.body)
+}
+
+/// A worker thread in this process running `handler`; stopped when dropped.
+struct InProc {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<dco::Result<()>>>,
+}
+
+impl InProc {
+    fn start<H>(hub: &str, proxies: Vec<i32>, mut handler: H) -> InProc
+    where
+        H: FnMut(&Delivery<'_>, &mut ReplyBuf<'_>) -> Outcome + Send + 'static,
+    {
+        let cfg = WorkerConfig::new(HubAddr::parse_list(hub).unwrap(), proxies);
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || worker::run(&cfg, &mut handler, &s));
+        InProc {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for InProc {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn proxy_stats(hub: &Hub, proxy: i32) -> serde_json::Value {
+    hub.stats()["proxies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == proxy)
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn echo_over_tcp_and_unix_socket() {
+    let hub = Hub::start(&[]);
+    let _w = echo_worker(&hub.addr, 5);
+    hub.wait_workers(5, 1);
+    for addr in [hub.addr.clone(), hub.unix_addr()] {
+        let mut s = session(&addr);
+        assert_eq!(call(&mut s, 5, b"hello").unwrap(), b"hello");
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        assert_eq!(call(&mut s, 5, &big).unwrap(), big);
+        assert_eq!(call(&mut s, 5, b"").unwrap(), b"");
+    }
+}
+
+#[test]
+fn cli_call_prints_the_reply_and_exits_with_the_outcome() {
+    let hub = Hub::start(&[]);
+    let _w = echo_worker(&hub.addr, 7);
+    hub.wait_workers(7, 1);
+    let run = |proxy: &str| {
+        let mut child = Command::new(dco_bin())
+            .args(["call", "--proxy", proxy, "--hub", &hub.addr])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"line one\nline two\n")
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let ok = run("7");
+    assert!(ok.status.success());
+    assert_eq!(ok.stdout, b"line one\nline two\n");
+    let none = run("8");
+    assert_eq!(none.status.code(), Some(-Status::NoRoute.code()));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("DCO_E_NO_ROUTE"));
+}
+
+#[test]
+fn buffered_batch_of_65536_read_back_in_reverse() {
+    let hub = Hub::start(&[]);
+    let _w = echo_worker(&hub.addr, 1);
+    hub.wait_workers(1, 1);
+    let mut s = session(&hub.addr);
+    let n = 65_536u64;
+    let mut ids = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        s.write(&i.to_be_bytes()).unwrap();
+        ids.push(s.send(1, true, false).unwrap());
+    }
+    s.flush().unwrap();
+    assert_eq!(s.outstanding(), n as usize);
+    for (i, id) in ids.iter().enumerate().rev() {
+        let r = s.read(*id, T).unwrap();
+        assert_eq!(r.body, (i as u64).to_be_bytes());
+    }
+    assert_eq!(s.outstanding(), 0);
+    assert_eq!(s.read(ids[0], T).unwrap_err().status, Status::UnknownId);
+}
+
+#[test]
+fn quota_from_the_hub_gives_busy() {
+    let hub = Hub::start(&["--quota", "10"]);
+    let _w = echo_worker(&hub.addr, 1);
+    hub.wait_workers(1, 1);
+    let mut s = session(&hub.addr);
+    s.connect().unwrap();
+    let ids: Vec<u64> = (0..10).map(|_| s.send(1, false, false).unwrap()).collect();
+    let e = s.send(1, false, false).unwrap_err();
+    assert_eq!(e.status, Status::Busy);
+    // Reading one frees one place.
+    s.read(ids[0], T).unwrap();
+    let id = s.send(1, false, false).unwrap();
+    for id in ids[1..].iter().chain([&id]) {
+        s.read(*id, T).unwrap();
+    }
+}
+
+#[test]
+fn requests_spread_over_workers_of_one_proxy() {
+    let hub = Hub::start(&[]);
+    let _a = echo_worker(&hub.addr, 3);
+    let _b = echo_worker(&hub.addr, 3);
+    hub.wait_workers(3, 2);
+    let mut s = session(&hub.addr);
+    let ids: Vec<u64> = (0..2000u32)
+        .map(|i| {
+            s.write(&i.to_be_bytes()).unwrap();
+            s.send(3, true, false).unwrap()
+        })
+        .collect();
+    s.flush().unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(s.read(*id, T).unwrap().body, (i as u32).to_be_bytes());
+    }
+    let stats = hub.stats();
+    let workers = stats["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 2);
+    for w in workers {
+        assert!(
+            w["delivered"].as_u64().unwrap() > 0,
+            "both workers serve: {stats}"
+        );
+    }
+}
+
+#[test]
+fn unknown_proxy_is_no_route_and_replies_come_in_any_order() {
+    let hub = Hub::start(&[]);
+    let _slow = InProc::start(&hub.addr, vec![1], |d, r| {
+        std::thread::sleep(Duration::from_millis(300));
+        r.write(d.body);
+        Outcome::Success
+    });
+    let _fast = InProc::start(&hub.addr, vec![2], |d, r| {
+        r.write(d.body);
+        Outcome::Success
+    });
+    hub.wait_workers(1, 1);
+    hub.wait_workers(2, 1);
+    let mut s = session(&hub.addr);
+    s.write(b"slow").unwrap();
+    let slow = s.send(1, false, false).unwrap();
+    s.write(b"fast").unwrap();
+    let fast = s.send(2, false, false).unwrap();
+    let lost = s.send(42, false, false).unwrap();
+    // The fast reply is there while the slow one is not.
+    assert_eq!(s.read(fast, T).unwrap().body, b"fast");
+    assert_eq!(s.read(lost, T).unwrap_err().status, Status::NoRoute);
+    assert_eq!(
+        s.read(slow, Some(Duration::ZERO)).unwrap_err().status,
+        Status::Timeout
+    );
+    assert_eq!(s.read(slow, T).unwrap().body, b"slow");
+}
+
+#[test]
+fn application_failure_carries_the_return_code() {
+    let hub = Hub::start(&[]);
+    let _w = InProc::start(&hub.addr, vec![4], |d, r| {
+        if d.body.starts_with(b"fail") {
+            r.write(b"card declined");
+            Outcome::Failure(42)
+        } else {
+            r.write(d.body);
+            Outcome::Success
+        }
+    });
+    hub.wait_workers(4, 1);
+    let mut s = session(&hub.addr);
+    let e = call(&mut s, 4, b"fail now").unwrap_err();
+    assert_eq!(e.status, Status::AppFail);
+    assert_eq!(e.rcode, 42);
+    assert_eq!(e.message, "card declined");
+    assert_eq!(call(&mut s, 4, b"ok").unwrap(), b"ok");
+}
+
+#[test]
+fn timeout_then_late_reply_is_dropped() {
+    let hub = Hub::start(&[]);
+    let _w = InProc::start(&hub.addr, vec![6], |d, r| {
+        std::thread::sleep(Duration::from_millis(500));
+        r.write(d.body);
+        Outcome::Success
+    });
+    hub.wait_workers(6, 1);
+    let mut s = session(&hub.addr);
+    s.write(b"late").unwrap();
+    let e = s.call(6, Some(Duration::from_millis(50))).unwrap_err();
+    assert_eq!(e.status, Status::Timeout);
+    // The abandoned request's reply does not leak into the next call.
+    assert_eq!(call(&mut s, 6, b"next").unwrap(), b"next");
+    assert_eq!(s.outstanding(), 0);
+}
+
+#[test]
+fn a_dead_workers_requests_go_to_another_worker() {
+    let hub = Hub::start(&[]);
+    let mut slow = Proc(
+        Command::new(dco_bin())
+            .args(["worker", "echo", "--proxy", "9", "--delay-ms", "60000", "--hub"])
+            .arg(&hub.addr)
+            .env("DCO_LOG", "warn")
+            .spawn()
+            .unwrap(),
+    );
+    hub.wait_workers(9, 1);
+    let mut s = session(&hub.addr);
+    let ids: Vec<u64> = (0..20u32)
+        .map(|i| {
+            s.write(&i.to_be_bytes()).unwrap();
+            s.send(9, true, false).unwrap()
+        })
+        .collect();
+    s.flush().unwrap();
+    // All twenty sit with the slow worker (the only one). Wait until it has them.
+    let until = Instant::now() + Duration::from_secs(10);
+    while hub.stats()["workers"][0]["inflight"] != 20 {
+        assert!(Instant::now() < until, "the slow worker never got the requests");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _fast = echo_worker(&hub.addr, 9);
+    hub.wait_workers(9, 2);
+    slow.kill();
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(s.read(*id, T).unwrap().body, (i as u32).to_be_bytes());
+    }
+    assert_eq!(proxy_stats(&hub, 9)["redelivered"], 20);
+}
+
+#[test]
+fn the_last_worker_dying_fails_its_requests_as_system() {
+    let hub = Hub::start(&[]);
+    let mut slow = Proc(
+        Command::new(dco_bin())
+            .args(["worker", "echo", "--proxy", "9", "--delay-ms", "60000", "--hub"])
+            .arg(&hub.addr)
+            .env("DCO_LOG", "warn")
+            .spawn()
+            .unwrap(),
+    );
+    hub.wait_workers(9, 1);
+    let mut s = session(&hub.addr);
+    let id = s.send(9, false, false).unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while hub.stats()["workers"][0]["inflight"] != 1 {
+        assert!(Instant::now() < until);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    slow.kill();
+    assert_eq!(s.read(id, T).unwrap_err().status, Status::System);
+}
+
+#[test]
+fn a_silent_worker_is_dropped_by_keepalive() {
+    let hub = Hub::start(&["--keepalive-ms", "200"]);
+    let w = echo_worker(&hub.addr, 11);
+    hub.wait_workers(11, 1);
+    // SIGSTOP: the process lives, its socket stays open, but it answers nothing.
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(w.pid() as i32, libc::SIGSTOP) };
+    hub.wait_workers(11, 0);
+    // SAFETY: as above.
+    unsafe { libc::kill(w.pid() as i32, libc::SIGCONT) };
+    // Once running again it notices and reconnects.
+    hub.wait_workers(11, 1);
+}
+
+#[test]
+fn a_silent_hub_is_detected_by_the_caller() {
+    let hub = Hub::start(&["--keepalive-ms", "200"]);
+    let _w = InProc::start(&hub.addr, vec![12], |_, _| {
+        std::thread::sleep(Duration::from_secs(30));
+        Outcome::Success
+    });
+    hub.wait_workers(12, 1);
+    let mut s = session(&hub.addr);
+    let id = s.send(12, false, false).unwrap();
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(hub.proc.pid() as i32, libc::SIGSTOP) };
+    let e = s.read(id, None).unwrap_err();
+    // SAFETY: as above.
+    unsafe { libc::kill(hub.proc.pid() as i32, libc::SIGCONT) };
+    assert_eq!(e.status, Status::NotConnected, "{e}");
+}
+
+#[test]
+fn graceful_quit_and_failover_to_the_next_hub() {
+    let mut a = Hub::start(&[]);
+    let b = Hub::start(&[]);
+    let _wa = echo_worker(&a.addr, 1);
+    let _wb = echo_worker(&b.addr, 1);
+    a.wait_workers(1, 1);
+    b.wait_workers(1, 1);
+    let mut s = session(&format!("{},{}", a.addr, b.addr));
+    assert_eq!(call(&mut s, 1, b"one").unwrap(), b"one");
+    assert_eq!(s.hub().unwrap().to_string(), a.addr);
+    let st = a.proc.terminate(Duration::from_secs(10));
+    assert!(st.is_some_and(|s| s.success()), "the hub exits cleanly on SIGTERM");
+    // The session learns of the quit (or the closed socket) and the next call goes to hub b.
+    let r = call(&mut s, 1, b"two");
+    let r = match r {
+        Ok(v) => v,
+        Err(e) => {
+            assert_eq!(e.status, Status::NotConnected, "{e}");
+            call(&mut s, 1, b"two").unwrap()
+        }
+    };
+    assert_eq!(r, b"two");
+    assert_eq!(s.hub().unwrap().to_string(), b.addr);
+}
+
+#[test]
+fn nothing_listening_is_not_connected_and_skipped_in_the_list() {
+    let hub = Hub::start(&[]);
+    let _w = echo_worker(&hub.addr, 1);
+    hub.wait_workers(1, 1);
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let mut alone = session(&closed);
+    let e = call(&mut alone, 1, b"x").unwrap_err();
+    assert_eq!(e.status, Status::NotConnected);
+    let mut s = session(&format!("{closed},{}", hub.addr));
+    assert_eq!(call(&mut s, 1, b"x").unwrap(), b"x");
+}
+
+#[test]
+fn a_restarted_hub_gets_its_address_back_at_once() {
+    let dir = common::TempDir::new("restart");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let listen = format!("127.0.0.1:{port}");
+    let start = || {
+        Proc(
+            Command::new(dco_bin())
+                .args(["hub", "--listen", &listen, "--data"])
+                .arg(dir.path())
+                .env("DCO_LOG", "warn")
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let unix = format!("unix:{}", dir.path().join("dco.sock").display());
+    for round in 0..3 {
+        let mut h = start();
+        let _w = echo_worker(&listen, 1);
+        let mut s = session(&unix);
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            match call(&mut s, 1, b"again") {
+                Ok(v) => {
+                    assert_eq!(v, b"again");
+                    break;
+                }
+                Err(e) => {
+                    assert!(Instant::now() < until, "round {round}: {e}");
+                    s.clear_body();
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        // SIGKILL leaves the socket file and the port in TIME_WAIT behind.
+        h.kill();
+    }
+}
+
+#[test]
+fn shared_secret_is_required_when_set() {
+    let hub = Hub::start(&["--secret", "s3cret"]);
+    let mut cfg = SessionConfig::with_hubs(HubAddr::parse_list(&hub.addr).unwrap());
+    cfg.secret = b"wrong".to_vec();
+    let mut s = Session::new(cfg.clone());
+    assert_eq!(s.connect().unwrap_err().status, Status::Refused);
+    cfg.secret = b"s3cret".to_vec();
+    let mut s = Session::new(cfg);
+    s.connect().unwrap();
+}
+
+#[test]
+fn stats_count_callers_workers_and_proxies() {
+    let hub = Hub::start(&[]);
+    let _w = echo_worker(&hub.addr, 21);
+    hub.wait_workers(21, 1);
+    let mut s = session(&hub.addr);
+    for _ in 0..5 {
+        call(&mut s, 21, b"x").unwrap();
+    }
+    let _ = call(&mut s, 22, b"x");
+    let v = hub.stats();
+    let p = proxy_stats(&hub, 21);
+    assert_eq!(p["requests"], 5);
+    assert_eq!(p["replies"], 5);
+    assert_eq!(proxy_stats(&hub, 22)["no_route"], 1);
+    let callers = v["callers"].as_array().unwrap();
+    assert_eq!(callers.len(), 1, "{v}");
+    assert_eq!(callers[0]["requests"], 6);
+    assert_eq!(callers[0]["replies"], 5);
+    assert_eq!(callers[0]["errors"], 1);
+    assert_eq!(v["workers"][0]["results"], 5);
+    // The human table prints too.
+    let out = Command::new(dco_bin())
+        .args(["stats", "--hub", &hub.addr])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("proxy") && text.contains("21"), "{text}");
+}
+
+#[test]
+fn bench_runs_end_to_end() {
+    let out = Command::new(dco_bin())
+        .args(["bench", "--quick", "--rounds", "200", "--requests", "5000"])
+        .env("DCO_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    for line in ["dco call_sync 64 B", "dco pipelined 4096 B", "relay sequential 64 B"] {
+        assert!(text.contains(line), "missing '{line}' in:\n{text}");
+    }
+}
