@@ -237,8 +237,13 @@ impl Session {
 
     /// Sends every buffered request in one write and waits until the hub has accepted them.
     pub fn flush(&mut self) -> Result<()> {
+        let target = self.next_id - 1;
+        if self.acked >= target {
+            return Ok(());
+        }
+        // A PING after the batch makes the hub send its ACK at once (see docs/PROTOCOL.md).
+        wire::encode_ping(&mut self.buffered, target);
         self.write_buffered()?;
-        let target = self.sent_upto;
         while self.acked < target {
             let deadline = Instant::now() + self.cfg.connect_timeout.max(Duration::from_secs(5));
             if !self.pump(Some(deadline))? {

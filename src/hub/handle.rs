@@ -44,6 +44,8 @@ impl Hub {
             ))),
             (_, Frame::Ping { nonce }) => {
                 let now = Instant::now();
+                // A caller's PING asks for its ACK too: everything before the PING is accepted.
+                Hub::send_ack(peer);
                 wire::encode_pong(&mut peer.out, nonce);
                 peer.last_tx = now;
                 self.mark_dirty(t);
@@ -239,6 +241,7 @@ impl Hub {
         let Some(peer) = self.peer(t) else {
             return;
         };
+        Hub::send_ack(peer);
         wire::encode_reply(&mut peer.out, id, status.code(), 0, msg.as_bytes());
         peer.last_tx = Instant::now();
         if let Role::Caller(c) = &mut peer.role {
@@ -385,6 +388,7 @@ impl Hub {
         } else {
             c.errors += 1;
         }
+        Hub::send_ack(peer);
         wire::encode_reply(&mut peer.out, f.request, status.code(), rcode, body);
         peer.last_tx = Instant::now();
         if !peer.dirty {
@@ -393,19 +397,21 @@ impl Hub {
         }
     }
 
-    /// After a batch of frames from peer `t`: acknowledge what a caller sent.
-    pub(super) fn after_batch(&mut self, t: usize) {
-        let Some(peer) = self.peer(t) else {
-            return;
-        };
+    /// Queues the ACK a caller is owed, if any. ACKs are not sent per request: they ride on the
+    /// next REPLY to that caller, answer its PING (which is how `flush` asks for one), or go
+    /// out at the next tick, so a synchronous call costs one write each way.
+    pub(super) fn send_ack(peer: &mut Peer) -> bool {
+        if peer.closing {
+            return false;
+        }
         if let Role::Caller(c) = &mut peer.role {
-            if c.ack_due && !peer.closing {
+            if c.ack_due {
                 c.ack_due = false;
-                let upto = c.accepted_upto;
-                wire::encode_ack(&mut peer.out, upto);
-                self.mark_dirty(t);
+                wire::encode_ack(&mut peer.out, c.accepted_upto);
+                return true;
             }
         }
+        false
     }
 
     /// Settles what a closed peer leaves behind.

@@ -314,7 +314,6 @@ impl Hub {
                 }
             }
         }
-        self.after_batch(t);
         let Some(peer) = self.peers.get_mut(t).and_then(|p| p.as_mut()) else {
             return;
         };
@@ -397,9 +396,16 @@ impl Hub {
                 }
                 _ => {}
             }
-            if !matches!(peer.role, Role::Greeting) && now.duration_since(peer.last_tx) >= keepalive
+            let mut wrote = Hub::send_ack(peer);
+            if !wrote
+                && !matches!(peer.role, Role::Greeting)
+                && now.duration_since(peer.last_tx) >= keepalive
             {
-                wire::encode_ping(&mut peer.out, now.duration_since(self.started).as_millis() as u64);
+                let nonce = now.duration_since(self.started).as_millis() as u64;
+                wire::encode_ping(&mut peer.out, nonce);
+                wrote = true;
+            }
+            if wrote {
                 peer.last_tx = now;
                 self.mark_dirty(t);
             }
