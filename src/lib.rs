@@ -20,6 +20,7 @@
 pub mod client;
 pub mod ffi;
 pub mod hub;
+pub mod journal;
 pub mod status;
 mod sys;
 pub mod wire;

@@ -73,3 +73,84 @@ pub fn random_u64() -> u64 {
         }
     }
 }
+
+/// Allocates every block of `file` up to `len` bytes (`fallocate`), so that writes through a
+/// mapping of it can never fail for lack of space. Returns ENOSPC when the disk is full.
+pub fn allocate(file: &std::fs::File, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: the descriptor belongs to `file`, open for writing, for the whole call.
+        let r = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            // No fallocate on this file system: extend the file and write zeros instead.
+            Some(libc::EOPNOTSUPP) => return zero_fill(file, len),
+            _ => return Err(e),
+        }
+    }
+}
+
+fn zero_fill(file: &std::fs::File, len: u64) -> io::Result<()> {
+    use std::io::Write;
+    let zeros = vec![0u8; 1 << 20];
+    let mut w = file;
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        w.write_all(&zeros[..n])?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+/// Faults every page of a fresh mapping in, writable, so later writes run at memory speed.
+pub fn prefault(map: &mut [u8]) {
+    const MADV_POPULATE_WRITE: i32 = 23;
+    // SAFETY: `map` is a live mapping we own for the duration of the call; madvise only
+    // changes how its pages are backed, not their contents.
+    let r = unsafe {
+        libc::madvise(
+            map.as_mut_ptr() as *mut libc::c_void,
+            map.len(),
+            MADV_POPULATE_WRITE,
+        )
+    };
+    if r != 0 {
+        // Older kernels: touch one byte per page (the file is zero-filled, so writing 0 changes
+        // nothing).
+        for i in (0..map.len()).step_by(4096) {
+            // SAFETY: `i` is in bounds; a volatile write keeps the touch from being optimised out.
+            unsafe { std::ptr::write_volatile(map.as_mut_ptr().add(i), 0) };
+        }
+    }
+}
+
+/// Makes the directory entries of `dir` durable (after a create or rename).
+pub fn sync_dir(dir: &std::path::Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Takes an exclusive lock on `dir` (a `LOCK` file held with flock) for as long as the returned
+/// file is open: one hub per data directory.
+pub fn lock_dir(dir: &std::path::Path) -> io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("LOCK"))?;
+    // SAFETY: the descriptor belongs to `f` for the whole call.
+    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r != 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("{} is in use by another hub ({e})", dir.display()),
+        ));
+    }
+    Ok(f)
+}

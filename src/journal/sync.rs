@@ -1,0 +1,112 @@
+//! The journal's helper threads: the group-commit syncer and the segment preparer.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::{unbounded, Receiver, Sender};
+
+use super::segment::Segment;
+use super::Pos;
+
+/// fdatasync, or exit: after a failed sync the kernel may have dropped the dirty pages, so
+/// nothing written since the last good sync can be trusted (and retrying can report success
+/// falsely). The hub stops rather than acknowledge what may be lost; a restart recovers.
+pub fn sync_or_die(f: &File) {
+    if let Err(e) = f.sync_data() {
+        tracing::error!("journal: fdatasync failed: {e}; stopping the hub");
+        eprintln!("dco: journal fdatasync failed: {e}; stopping");
+        std::process::exit(70);
+    }
+}
+
+/// The group-commit thread: each sync covers everything written before it started.
+pub struct Syncer {
+    tx: Sender<(Pos, Vec<Arc<File>>)>,
+}
+
+impl Syncer {
+    /// Starts the thread; it publishes progress in `durable` and calls `wake` after each sync.
+    pub fn start(durable: Arc<AtomicU64>, wake: Box<dyn Fn() + Send>) -> Syncer {
+        let (tx, rx) = unbounded::<(Pos, Vec<Arc<File>>)>();
+        std::thread::Builder::new()
+            .name("dco-journal-sync".into())
+            .spawn(move || run(rx, durable, wake))
+            .map(|_| ())
+            .unwrap_or_else(|e| {
+                eprintln!("dco: cannot start the journal syncer: {e}");
+                std::process::exit(70);
+            });
+        Syncer { tx }
+    }
+
+    /// Asks for everything up to `upto`, in `files`, to be synced.
+    pub fn request(&self, upto: Pos, files: Vec<Arc<File>>) {
+        let _ = self.tx.send((upto, files));
+    }
+}
+
+fn run(rx: Receiver<(Pos, Vec<Arc<File>>)>, durable: Arc<AtomicU64>, wake: Box<dyn Fn() + Send>) {
+    while let Ok((mut upto, mut files)) = rx.recv() {
+        // Everything queued meanwhile joins this sync.
+        while let Ok((u, f)) = rx.try_recv() {
+            upto = upto.max(u);
+            for file in f {
+                if !files.iter().any(|x| Arc::ptr_eq(x, &file)) {
+                    files.push(file);
+                }
+            }
+        }
+        for f in &files {
+            sync_or_die(f);
+        }
+        durable.fetch_max(upto, Ordering::AcqRel);
+        wake();
+    }
+}
+
+/// Keeps one spare segment ready (allocated and pre-faulted) off the hub's thread.
+pub struct Preparer {
+    tx: Sender<u64>,
+    rx: Receiver<Segment>,
+}
+
+impl Preparer {
+    /// Starts the thread for segments of `size` bytes in `dir`.
+    pub fn start(dir: PathBuf, size: usize) -> Preparer {
+        let (req_tx, req_rx) = unbounded::<u64>();
+        let (seg_tx, seg_rx) = unbounded::<Segment>();
+        let spawned = std::thread::Builder::new()
+            .name("dco-journal-prep".into())
+            .spawn(move || {
+                while let Ok(n) = req_rx.recv() {
+                    match Segment::create_spare(&dir, n, size) {
+                        Ok(s) => {
+                            if seg_tx.send(s).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => tracing::warn!("journal: cannot prepare a spare segment: {e}"),
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("journal: no segment preparer thread ({e}); segments made on demand");
+        }
+        Preparer {
+            tx: req_tx,
+            rx: seg_rx,
+        }
+    }
+
+    /// Asks for a spare; `n` only names its file.
+    pub fn request(&self, n: u64) {
+        let _ = self.tx.send(n);
+    }
+
+    /// A prepared spare, if one is ready.
+    pub fn take(&self) -> Option<Segment> {
+        self.rx.try_recv().ok()
+    }
+}
