@@ -144,7 +144,8 @@ fn flipped_bytes_in_an_older_segment_are_an_error_unless_salvaging() {
     let mut c = cfg(d.path());
     c.recovery = RecoveryMode::Salvage;
     let (_, seen) = open(c).unwrap();
-    assert!(seen.len() > 4000 && seen.len() < 5000, "{}", seen.len());
+    // Salvage keeps every other segment whole and segment 1 up to the damage.
+    assert!(seen.len() > 2000 && seen.len() < 5000, "{}", seen.len());
 }
 
 #[test]
