@@ -72,6 +72,7 @@ pub fn run(mut a: BenchArgs) -> Result<ExitCode, String> {
             let cfg = HubConfig {
                 listen: Some("127.0.0.1:0".into()),
                 unix: None,
+                journal: None,
                 data,
                 ..HubConfig::default()
             };

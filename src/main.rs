@@ -49,6 +49,28 @@ enum Command {
         /// Shared secret every peer must present (default: DCO_SECRET, else none).
         #[arg(long, env = "DCO_SECRET", hide_env_values = true)]
         secret: Option<String>,
+        /// When a request counts as safe to acknowledge: none (in the page cache: survives a
+        /// crash of the hub), batch (group commit: fdatasync shared by all requests of the
+        /// moment; survives a crash of the machine), always (fdatasync before every
+        /// acknowledgement round, in the hub's thread).
+        #[arg(long, default_value = "batch")]
+        durability: dco::journal::Durability,
+        /// Keep requests in memory only (lost when the hub stops). For measurements.
+        #[arg(long)]
+        no_journal: bool,
+        /// Size of each journal segment file, in MiB.
+        #[arg(long, default_value_t = 64)]
+        segment_mb: usize,
+        /// What recovery does with a damaged journal: tolerate-tail (cut a torn tail of the
+        /// last segment, refuse other damage) or salvage (keep going past any damage).
+        #[arg(long, default_value = "tolerate-tail")]
+        recovery: dco::journal::RecoveryMode,
+        /// How long a caller session that left keeps its unread answers, in seconds.
+        #[arg(long, default_value_t = 3600)]
+        reply_ttl_s: u64,
+        /// Proxy ids to accept requests for before any worker has served them (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        proxy_ids: Vec<i32>,
     },
     /// Run a built-in worker.
     Worker {
@@ -139,6 +161,12 @@ fn run(command: Command) -> Result<ExitCode, String> {
             quota,
             keepalive_ms,
             secret,
+            durability,
+            no_journal,
+            segment_mb,
+            recovery,
+            reply_ttl_s,
+            proxy_ids,
         } => {
             let unix = match unix.as_deref() {
                 Some("none") => None,
@@ -150,11 +178,21 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let cfg = HubConfig {
                 listen: (listen != "none").then_some(listen),
                 unix,
-                data,
                 max_frame,
                 quota: quota.max(1),
                 keepalive: Duration::from_millis(keepalive_ms.max(100)),
                 secret: secret.unwrap_or_default().into_bytes(),
+                journal: (!no_journal).then(|| {
+                    let mut j = dco::journal::JournalConfig::new(data.join("journal"));
+                    // A segment must hold the largest request with room to spare.
+                    j.segment_size = (segment_mb.max(1) << 20).max(2 * max_frame as usize + (1 << 20));
+                    j.durability = durability;
+                    j.recovery = recovery;
+                    j
+                }),
+                reply_ttl: Duration::from_secs(reply_ttl_s),
+                proxy_ids,
+                data,
             };
             let listeners = Listeners::bind(&cfg).map_err(|e| e.to_string())?;
             // Tell scripts (and tests using port 0) where the hub really listens.

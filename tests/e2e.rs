@@ -282,7 +282,7 @@ fn a_dead_workers_requests_go_to_another_worker() {
 }
 
 #[test]
-fn the_last_worker_dying_fails_its_requests_as_system() {
+fn the_last_worker_dying_leaves_its_requests_waiting_for_the_next() {
     let hub = Hub::start(&[]);
     let mut slow = Proc(
         Command::new(dco_bin())
@@ -294,6 +294,7 @@ fn the_last_worker_dying_fails_its_requests_as_system() {
     );
     hub.wait_workers(9, 1);
     let mut s = session(&hub.addr);
+    s.write(b"still here").unwrap();
     let id = s.send(9, false, false).unwrap();
     let until = Instant::now() + Duration::from_secs(10);
     while hub.stats()["workers"][0]["inflight"] != 1 {
@@ -301,7 +302,20 @@ fn the_last_worker_dying_fails_its_requests_as_system() {
         std::thread::sleep(Duration::from_millis(20));
     }
     slow.kill();
-    assert_eq!(s.read(id, T).unwrap_err().status, Status::System);
+    hub.wait_workers(9, 0);
+    assert_eq!(
+        s.read(id, Some(Duration::from_millis(300))).unwrap_err().status,
+        Status::Timeout,
+        "no worker: the request waits"
+    );
+    assert_eq!(proxy_stats(&hub, 9)["queued"], 1);
+    // The next worker gets it, as a second attempt.
+    let _w = InProc::start(&hub.addr, vec![9], |d, r| {
+        r.write(format!("attempt {}: ", d.attempt).as_bytes());
+        r.write(d.body);
+        Outcome::Success
+    });
+    assert_eq!(s.read(id, T).unwrap().body, b"attempt 2: still here");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! [`Session`]: the six calls of the caller's API, in Rust.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::status::{Error, Result, Status};
@@ -84,22 +84,50 @@ enum Pending {
     },
 }
 
+/// A request kept until the hub acknowledges it: where its REQUEST frame is in the log.
+struct LogEntry {
+    id: u64,
+    /// Absolute offsets of the frame in the log (see `Session::log_base`).
+    start: usize,
+    end: usize,
+    /// Its answer arrived: the hub has it, no need to send it again.
+    answered: bool,
+}
+
+/// How often one call reconnects before it gives up with `NotConnected`.
+const RECONNECTS_PER_CALL: u32 = 3;
+
+/// Send the DONE list when it grows this long.
+const DONE_BATCH: usize = 256;
+
 /// One caller session. Not thread-safe: each thread has its own (the C ABI keeps one per thread).
+///
+/// Every request stays in the session's log until the hub acknowledges it (the hub acknowledges
+/// once the request is journaled as durably as its policy says); after a reconnect, to the
+/// same hub or the next of the list, the unacknowledged ones are sent again. The hub knows the
+/// session by its id and each request by its id, so a resend never runs a request twice, and
+/// each reply is handed to the application once.
 pub struct Session {
     cfg: SessionConfig,
     conn: Option<Conn>,
     welcome: Option<Welcome>,
+    /// The hub that acknowledged this session's requests so far.
+    hub_id: Option<u64>,
     session_id: u64,
     hub_index: usize,
     next_id: u64,
     body: Vec<u8>,
-    /// Frames of buffered requests, not yet written.
-    buffered: Vec<u8>,
-    /// Highest id written to the connection.
-    sent_upto: u64,
+    /// Encoded REQUEST frames not yet acknowledged, from absolute offset `log_base`.
+    log: Vec<u8>,
+    log_base: usize,
+    entries: VecDeque<LogEntry>,
+    /// Highest id written to the current connection (later ones are buffered).
+    written_id: u64,
     /// Highest id the hub acknowledged.
     acked: u64,
     pending: HashMap<u64, Pending>,
+    /// Replies consumed, to tell the hub (DONE) so it can forget them.
+    done_ids: Vec<u64>,
 }
 
 impl Session {
@@ -109,14 +137,18 @@ impl Session {
             cfg,
             conn: None,
             welcome: None,
+            hub_id: None,
             session_id: crate::sys::random_u64(),
             hub_index: 0,
             next_id: 1,
             body: Vec::new(),
-            buffered: Vec::new(),
-            sent_upto: 0,
+            log: Vec::new(),
+            log_base: 0,
+            entries: VecDeque::new(),
+            written_id: 0,
             acked: 0,
             pending: HashMap::new(),
+            done_ids: Vec::new(),
         }
     }
 
@@ -185,6 +217,11 @@ impl Session {
         self.pending.len()
     }
 
+    /// Requests kept for a resend: sent or buffered, not yet acknowledged by the hub.
+    pub fn unacknowledged(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Whether the session holds a live connection.
     pub fn is_connected(&self) -> bool {
         self.conn.is_some()
@@ -195,9 +232,16 @@ impl Session {
         self.conn.as_ref().map(|_| &self.cfg.hubs[self.hub_index])
     }
 
+    /// This session's id (how the hub knows it across reconnects).
+    pub fn session_id(&self) -> u64 {
+        self.session_id
+    }
+
     /// Finishes the body and sends it to `proxy`. With `buffered`, the request only joins the
     /// session's batch until [`Session::flush`]; with `oneway`, no reply is kept. Returns the
-    /// request id. On error the body is kept, so the call can be retried.
+    /// request id. If no hub can be reached the request is not taken (`NotConnected`) and the
+    /// body is kept, so the call can be retried. Once taken, a request is kept until the hub
+    /// acknowledges it, and sent again after a reconnect if need be.
     pub fn send(&mut self, proxy: i32, buffered: bool, oneway: bool) -> Result<u64> {
         if proxy < 0 {
             return Err(Error::new(Status::Invalid, "proxy id must not be negative"));
@@ -218,13 +262,21 @@ impl Session {
         let id = self.next_id;
         self.next_id += 1;
         let flags = if oneway { wire::REQ_ONEWAY } else { 0 };
-        wire::encode_request(&mut self.buffered, id, proxy, flags, 0, &self.body);
+        let start = self.log_base + self.log.len();
+        wire::encode_request(&mut self.log, id, proxy, flags, 0, &self.body);
+        self.entries.push_back(LogEntry {
+            id,
+            start,
+            end: self.log_base + self.log.len(),
+            answered: false,
+        });
         self.body.clear();
         if !oneway {
             self.pending.insert(id, Pending::Waiting);
         }
         if !buffered {
-            self.write_buffered()?;
+            // Kept in the log whatever happens: a failed write is retried on reconnect.
+            let _ = self.write_log();
         }
         Ok(id)
     }
@@ -232,25 +284,46 @@ impl Session {
     /// Writes every buffered request in one write, without waiting for the hub's acceptance
     /// (for pipelines that keep many requests in flight; [`Session::flush`] also waits).
     pub fn submit(&mut self) -> Result<()> {
-        self.write_buffered()
+        self.write_log()
     }
 
-    /// Sends every buffered request in one write and waits until the hub has accepted them.
+    /// Sends every buffered request in one write and waits until the hub has accepted them
+    /// (journaled as durably as its policy says).
     pub fn flush(&mut self) -> Result<()> {
         let target = self.next_id - 1;
-        if self.acked >= target {
-            return Ok(());
-        }
-        // A PING after the batch makes the hub send its ACK at once (see docs/PROTOCOL.md).
-        wire::encode_ping(&mut self.buffered, target);
-        self.write_buffered()?;
+        let deadline = Instant::now() + self.cfg.connect_timeout.max(Duration::from_secs(10));
+        let mut reconnects = 0;
+        let mut asked = false;
         while self.acked < target {
-            let deadline = Instant::now() + self.cfg.connect_timeout.max(Duration::from_secs(5));
-            if !self.pump(Some(deadline))? {
-                return Err(self.lose_connection(
-                    Status::NotConnected,
-                    "the hub did not acknowledge the batch in time",
-                ));
+            if !asked {
+                self.write_log()?;
+                // A PING after the batch makes the hub send its ACK as soon as it can.
+                if let Some(conn) = self.conn.as_mut() {
+                    wire::encode_ping(&mut conn.out, target);
+                    if conn.flush().is_err() {
+                        self.drop_connection();
+                        continue;
+                    }
+                }
+                asked = true;
+            }
+            match self.pump(Some(deadline)) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(Error::new(
+                        Status::Timeout,
+                        "the hub did not acknowledge the batch in time (it is kept and will \
+                         be sent again)",
+                    ))
+                }
+                Err(e) => {
+                    reconnects += 1;
+                    if reconnects > RECONNECTS_PER_CALL {
+                        return Err(e);
+                    }
+                    self.connect()?;
+                    asked = false;
+                }
             }
         }
         Ok(())
@@ -261,7 +334,10 @@ impl Session {
     pub fn read(&mut self, id: u64, timeout: Option<Duration>) -> Result<Reply> {
         self.await_reply(id, timeout)?;
         match self.pending.remove(&id) {
-            Some(Pending::Done { body, rcode, .. }) => Ok(Reply { body, rcode }),
+            Some(Pending::Done { body, rcode, .. }) => {
+                self.consumed(id);
+                Ok(Reply { body, rcode })
+            }
             _ => Err(Error::new(Status::Panic, "reply vanished")),
         }
     }
@@ -286,12 +362,13 @@ impl Session {
         };
         if len <= buf.len() {
             self.pending.remove(&id);
+            self.consumed(id);
         }
         Ok((len, rcode))
     }
 
     /// Sends the body to `proxy` now and waits up to `timeout` for its reply. On timeout the
-    /// request is forgotten: its reply, if it comes, is dropped.
+    /// request is given up: its reply, if it comes, is dropped.
     pub fn call(&mut self, proxy: i32, timeout: Option<Duration>) -> Result<Reply> {
         let id = self.send(proxy, false, false)?;
         match self.read(id, timeout) {
@@ -339,16 +416,36 @@ impl Session {
         Ok(())
     }
 
-    /// Closes the connection. Outstanding requests fail with `NotConnected`; buffered ones are
-    /// dropped. The session connects again on next use.
+    /// Ends the session: tells the hub which replies were read, closes the connection, and
+    /// drops every outstanding and buffered request. The next call starts a new session.
     pub fn close(&mut self) {
-        if self.conn.is_some() {
-            let _ = self.lose_connection(Status::NotConnected, "session closed");
+        if let Some(mut conn) = self.conn.take() {
+            if !self.done_ids.is_empty() {
+                wire::encode_done(&mut conn.out, &self.done_ids);
+            }
+            let _ = conn.flush();
+        }
+        let cfg = self.cfg.clone();
+        *self = Session::new(cfg);
+    }
+
+    /// A reply was handed to the application: the hub may forget it.
+    fn consumed(&mut self, id: u64) {
+        self.done_ids.push(id);
+        if self.done_ids.len() >= DONE_BATCH {
+            if let Some(conn) = self.conn.as_mut() {
+                wire::encode_done(&mut conn.out, &self.done_ids);
+                self.done_ids.clear();
+                if conn.flush().is_err() {
+                    self.drop_connection();
+                }
+            }
         }
     }
 
     fn await_reply(&mut self, id: u64, timeout: Option<Duration>) -> Result<()> {
         let deadline = timeout.map(|t| Instant::now() + t);
+        let mut reconnects = 0;
         loop {
             match self.pending.get(&id) {
                 None => {
@@ -356,7 +453,7 @@ impl Session {
                         Status::UnknownId,
                         format!(
                             "request {id} is not outstanding in this session \
-                             (never sent, one-way, already read or forgotten)"
+                             (never sent, one-way, already read or given up)"
                         ),
                     ))
                 }
@@ -370,55 +467,73 @@ impl Session {
                         message: String::from_utf8_lossy(body).into_owned(),
                     };
                     self.pending.remove(&id);
+                    self.consumed(id);
                     return Err(err);
                 }
                 Some(Pending::Waiting) => {}
             }
-            if id > self.sent_upto {
-                self.write_buffered()?;
+            if id > self.written_id || self.conn.is_none() {
+                // Reading a buffered request sends it; a lost connection is made again.
+                self.write_log()?;
             } else if let Some(conn) = self.conn.as_mut() {
-                if !conn.out.is_empty() {
-                    let r = conn.flush();
-                    if let Err(e) = r {
-                        return Err(self.lose_connection(Status::NotConnected, &e.to_string()));
-                    }
+                if !conn.out.is_empty() && conn.flush().is_err() {
+                    self.drop_connection();
+                    continue;
                 }
             }
-            if !self.pump(deadline)? {
-                return Err(Error::new(
-                    Status::Timeout,
-                    format!("no reply to request {id} within the timeout"),
-                ));
+            match self.pump(deadline) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(Error::new(
+                        Status::Timeout,
+                        format!("no reply to request {id} within the timeout"),
+                    ))
+                }
+                Err(e) => {
+                    reconnects += 1;
+                    if reconnects > RECONNECTS_PER_CALL {
+                        return Err(e);
+                    }
+                    // Back to the loop: write_log reconnects and sends again what is unacked.
+                }
             }
         }
     }
 
-    /// Writes the buffered frames, connecting first if needed.
-    fn write_buffered(&mut self) -> Result<()> {
-        if self.buffered.is_empty() {
-            return Ok(());
-        }
+    /// Writes the log's unwritten requests (and the DONE list), connecting first if needed.
+    fn write_log(&mut self) -> Result<()> {
         self.connect()?;
-        let last = self.next_id - 1;
-        let conn = self.conn.as_mut().ok_or_else(not_connected)?;
-        if conn.out.is_empty() {
-            std::mem::swap(&mut conn.out, &mut self.buffered);
-        } else {
-            conn.out.extend_from_slice(&self.buffered);
-            self.buffered.clear();
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(not_connected());
+        };
+        if !self.done_ids.is_empty() {
+            wire::encode_done(&mut conn.out, &self.done_ids);
+            self.done_ids.clear();
+        }
+        let first_unwritten = self
+            .entries
+            .iter()
+            .position(|e| e.id > self.written_id);
+        if let Some(i) = first_unwritten {
+            let from = self.entries[i].start - self.log_base;
+            conn.out.extend_from_slice(&self.log[from..]);
         }
         if let Err(e) = conn.flush() {
-            return Err(self.lose_connection(
+            self.drop_connection();
+            return Err(Error::new(
                 Status::NotConnected,
-                &format!("sending to the hub failed: {e}"),
+                format!("sending to the hub failed: {e}"),
             ));
         }
-        self.sent_upto = last;
+        if let Some(last) = self.entries.back() {
+            self.written_id = self.written_id.max(last.id);
+        }
         Ok(())
     }
 
     /// Reads and handles frames until `deadline`. Returns `Ok(false)` if the deadline passed
-    /// with nothing read, `Ok(true)` after handling at least one read's worth of frames.
+    /// with nothing read, `Ok(true)` after handling at least one read's worth of frames, and an
+    /// error when the connection is lost (requests are kept for a resend).
     fn pump(&mut self, deadline: Option<Instant>) -> Result<bool> {
         let keepalive = self
             .welcome
@@ -430,112 +545,146 @@ impl Session {
         // A live hub sends something (at least a PING) every keep-alive interval.
         let dead_at = conn.last_rx + keepalive;
         let wait_until = match deadline {
-            Some(d) if d < dead_at => Some(d),
-            _ => Some(dead_at),
+            Some(d) if d < dead_at => d,
+            _ => dead_at,
         };
-        match conn.fill(wait_until) {
-            Err(e) => return Err(self.lose_connection(Status::NotConnected, &e.to_string())),
+        match conn.fill(Some(wait_until)) {
+            Err(e) => return Err(self.lose(Status::NotConnected, &e.to_string(), false)),
             Ok(false) => {
                 if Instant::now() >= dead_at {
-                    return Err(self.lose_connection(
+                    return Err(self.lose(
                         Status::NotConnected,
                         "the hub stopped answering (keep-alive expired)",
+                        false,
                     ));
                 }
                 return Ok(false);
             }
             Ok(true) => {}
         }
+        let mut end: Option<(Status, String, bool)> = None;
         loop {
             let Some(conn) = self.conn.as_mut() else {
                 return Err(not_connected());
             };
-            let (n, quit) = match conn.next_frame() {
+            let n = match conn.next_frame() {
                 Err(e) => {
-                    let msg = format!("bad frame from the hub: {e}");
-                    return Err(self.lose_connection(Status::Protocol, &msg));
+                    end = Some((Status::Protocol, format!("bad frame from the hub: {e}"), false));
+                    break;
                 }
                 Ok(None) => break,
                 Ok(Some((frame, n))) => {
-                    let mut quit = None;
                     match frame {
                         Frame::Reply {
                             id,
                             status,
                             rcode,
                             body,
-                        } => {
-                            if let Some(p) = self.pending.get_mut(&id) {
-                                if matches!(p, Pending::Waiting) {
-                                    *p = Pending::Done {
-                                        status,
-                                        rcode,
-                                        body: body.to_vec(),
-                                    };
+                        } => match self.pending.get_mut(&id) {
+                            Some(p @ Pending::Waiting) => {
+                                *p = Pending::Done {
+                                    status,
+                                    rcode,
+                                    body: body.to_vec(),
+                                };
+                                if let Ok(i) = self.entries.binary_search_by_key(&id, |e| e.id) {
+                                    self.entries[i].answered = true;
                                 }
                             }
-                        }
+                            Some(Pending::Done { .. }) => {}
+                            // Read already, given up, or one-way: let the hub forget it.
+                            None => self.done_ids.push(id),
+                        },
                         Frame::Ack { upto } => {
                             if upto > self.acked {
                                 self.acked = upto;
                             }
                         }
-                        Frame::Ping { nonce } => {
-                            let mut pong = Vec::with_capacity(16);
-                            wire::encode_pong(&mut pong, nonce);
-                            quit = Some(Err(pong));
-                        }
+                        Frame::Ping { nonce } => wire::encode_pong(&mut conn.out, nonce),
                         Frame::Pong { .. } => {}
                         Frame::Refuse { code, message } => {
-                            quit = Some(Ok((
+                            end = Some((
                                 Status::from_code(code),
                                 String::from_utf8_lossy(message).into_owned(),
-                            )));
+                                false,
+                            ));
                         }
                         Frame::Quit { message } => {
-                            quit = Some(Ok((
+                            end = Some((
                                 Status::NotConnected,
                                 format!("hub quit: {}", String::from_utf8_lossy(message)),
-                            )));
+                                true,
+                            ));
                         }
                         other => {
-                            quit = Some(Ok((
+                            end = Some((
                                 Status::Protocol,
                                 format!("unexpected frame from the hub: {other:?}"),
-                            )));
+                                false,
+                            ));
                         }
                     }
-                    (n, quit)
+                    n
                 }
             };
-            let conn = self.conn.as_mut().ok_or_else(not_connected)?;
-            conn.consume(n);
-            match quit {
-                None => {}
-                Some(Err(pong)) => conn.out.extend_from_slice(&pong),
-                Some(Ok((status, msg))) => return Err(self.lose_connection(status, &msg)),
+            if let Some(conn) = self.conn.as_mut() {
+                conn.consume(n);
+            }
+            if end.is_some() {
+                break;
             }
         }
-        Ok(true)
+        self.trim_log();
+        // Answer PINGs and pass on the DONE list now and then, in one write.
+        if let Some(conn) = self.conn.as_mut() {
+            if self.done_ids.len() >= DONE_BATCH {
+                wire::encode_done(&mut conn.out, &self.done_ids);
+                self.done_ids.clear();
+            }
+            if !conn.out.is_empty() && conn.flush().is_err() && end.is_none() {
+                end = Some((Status::NotConnected, "sending to the hub failed".into(), false));
+            }
+        }
+        match end {
+            None => Ok(true),
+            Some((status, msg, quit)) => Err(self.lose(status, &msg, quit)),
+        }
     }
 
-    /// Drops the connection; every request waiting for a reply gets `status` as its outcome.
-    fn lose_connection(&mut self, status: Status, why: &str) -> Error {
-        self.conn = None;
-        self.buffered.clear();
-        for p in self.pending.values_mut() {
-            if matches!(p, Pending::Waiting) {
-                *p = Pending::Done {
-                    status: Status::System.code(),
-                    rcode: 0,
-                    body: format!("connection to the hub lost: {why}").into_bytes(),
-                };
-            }
+    /// Drops acknowledged requests from the head of the log.
+    fn trim_log(&mut self) {
+        while self.entries.front().is_some_and(|e| e.id <= self.acked) {
+            self.entries.pop_front();
+        }
+        let keep_from = self
+            .entries
+            .front()
+            .map(|e| e.start)
+            .unwrap_or(self.log_base + self.log.len());
+        let dead = keep_from - self.log_base;
+        if dead > 0 && (dead == self.log.len() || dead >= 64 * 1024) {
+            self.log.drain(..dead);
+            self.log_base = keep_from;
+        }
+    }
+
+    /// The connection is gone; everything stays for a resend. After a QUIT the next connect
+    /// starts with the next hub of the list.
+    fn lose(&mut self, status: Status, why: &str, quit: bool) -> Error {
+        self.drop_connection();
+        if quit {
+            self.hub_index = (self.hub_index + 1) % self.cfg.hubs.len().max(1);
         }
         Error::new(status, why.to_string())
     }
 
-    /// Connects to the first hub of the list that answers, starting with the last one used.
+    fn drop_connection(&mut self) {
+        // Everything written and not acknowledged goes again on the next connection.
+        self.conn = None;
+    }
+
+    /// Connects to the first hub of the list that answers, starting with the last one used,
+    /// and sends again every request it has not acknowledged.
     pub fn connect(&mut self) -> Result<()> {
         if self.conn.is_some() {
             return Ok(());
@@ -554,8 +703,11 @@ impl Session {
                     self.conn = Some(conn);
                     self.welcome = Some(welcome);
                     self.hub_index = i;
-                    self.acked = self.sent_upto;
-                    return Ok(());
+                    self.adopt_hub(welcome.hub_id);
+                    if self.resend().is_ok() {
+                        return Ok(());
+                    }
+                    errors.push(format!("{addr}: connection lost while resending"));
                 }
                 Err(e) => {
                     if e.status == Status::Refused {
@@ -573,6 +725,51 @@ impl Session {
             Status::NotConnected,
             format!("no hub reachable ({})", errors.join("; ")),
         ))
+    }
+
+    /// Connected to hub `id`. If another hub acknowledged requests still waiting for their
+    /// answer, those answers are with that hub, not this one: they fail with `System`.
+    fn adopt_hub(&mut self, id: u64) {
+        if self.hub_id.is_some_and(|old| old != id) {
+            let acked = self.acked;
+            for (rid, p) in self.pending.iter_mut() {
+                if *rid <= acked && matches!(p, Pending::Waiting) {
+                    *p = Pending::Done {
+                        status: Status::System.code(),
+                        rcode: 0,
+                        body: b"accepted by a hub that is no longer reachable; its answer \
+                                waits there"
+                            .to_vec(),
+                    };
+                }
+            }
+        }
+        self.hub_id = Some(id);
+    }
+
+    /// Writes again every request written before and not acknowledged nor answered.
+    fn resend(&mut self) -> Result<()> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(not_connected());
+        };
+        for e in &self.entries {
+            if e.id > self.written_id {
+                break;
+            }
+            if !e.answered {
+                conn.out
+                    .extend_from_slice(&self.log[e.start - self.log_base..e.end - self.log_base]);
+            }
+        }
+        if !self.done_ids.is_empty() {
+            wire::encode_done(&mut conn.out, &self.done_ids);
+            self.done_ids.clear();
+        }
+        if conn.flush().is_err() {
+            self.drop_connection();
+            return Err(not_connected());
+        }
+        Ok(())
     }
 
     fn greet(&self, addr: &HubAddr) -> Result<(Conn, Welcome)> {
@@ -594,11 +791,7 @@ impl Session {
             .with_next_frame(Some(Instant::now() + t), |f| match f {
                 Frame::Welcome(w) => Ok(w),
                 Frame::Refuse { code, message } => Err(Error::new(
-                    if code == Status::Refused.code() {
-                        Status::Refused
-                    } else {
-                        Status::from_code(code)
-                    },
+                    Status::from_code(code),
                     format!("refused: {}", String::from_utf8_lossy(message)),
                 )),
                 other => Err(Error::new(
@@ -613,6 +806,18 @@ impl Session {
             Some(Ok(w)) => {
                 conn.max_frame = w.max_frame.saturating_add(64);
                 Ok((conn, w))
+            }
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Tell the hub which replies were read, so it need not keep them.
+        if let Some(conn) = self.conn.as_mut() {
+            if !self.done_ids.is_empty() {
+                wire::encode_done(&mut conn.out, &self.done_ids);
+                let _ = conn.flush();
             }
         }
     }

@@ -1,30 +1,15 @@
-//! Requests the hub has accepted and not yet answered, each under a tag.
+//! Requests handed to a worker and not yet answered, each under a tag.
 //!
 //! A tag is `generation << 32 | slot`: slots are reused, generations are not, so a RESULT that
-//! names a stale tag (a slot since reused) is recognised and refused.
+//! names a stale tag (a slot since reused) is recognised and refused. Requests still waiting
+//! for a worker are not here: they are journal positions in their proxy's queue.
 
-use std::time::Instant;
+use crate::journal::Pos;
 
-/// Where a request is.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Stage {
-    /// Waiting in its proxy's queue for a worker with room.
-    Queued,
-    /// Handed to the worker on this token / connection id.
-    Delivered {
-        /// The worker's token.
-        token: usize,
-        /// The worker connection's id.
-        conn: u64,
-    },
-}
+use super::router::WorkerRef;
 
-/// One accepted request.
+/// One delivered request.
 pub struct Flight {
-    /// Token of the caller's connection.
-    pub caller_token: usize,
-    /// The caller connection's id (0: the caller is gone, drop the reply).
-    pub caller_conn: u64,
     /// The caller's session id.
     pub session: u64,
     /// The caller's request id.
@@ -33,14 +18,14 @@ pub struct Flight {
     pub proxy: i32,
     /// One-way: no reply wanted.
     pub oneway: bool,
-    /// Delivery attempts so far.
+    /// This delivery's attempt number.
     pub attempt: u32,
-    /// Where it is.
-    pub stage: Stage,
-    /// The body, kept until answered so it can be delivered again.
-    pub body: Vec<u8>,
-    /// When it was accepted.
-    pub accepted: Instant,
+    /// The worker it was handed to.
+    pub worker: WorkerRef,
+    /// Where its ACCEPT record is (pinned until it is answered).
+    pub accept_pos: Pos,
+    /// When it was accepted, in microseconds since the epoch.
+    pub accepted_us: u64,
 }
 
 struct Slot {
@@ -74,23 +59,13 @@ impl Flights {
         (1u64 << 32) | i as u64
     }
 
-    fn slot(&self, tag: u64) -> Option<&Slot> {
-        let s = self.slots.get((tag & 0xffff_ffff) as usize)?;
-        (s.generation == (tag >> 32) as u32).then_some(s)
-    }
-
     /// The flight under `tag`, if it is live.
     pub fn get(&self, tag: u64) -> Option<&Flight> {
-        self.slot(tag)?.flight.as_ref()
-    }
-
-    /// The flight under `tag`, mutable.
-    pub fn get_mut(&mut self, tag: u64) -> Option<&mut Flight> {
-        let s = self.slots.get_mut((tag & 0xffff_ffff) as usize)?;
+        let s = self.slots.get((tag & 0xffff_ffff) as usize)?;
         if s.generation != (tag >> 32) as u32 {
             return None;
         }
-        s.flight.as_mut()
+        s.flight.as_ref()
     }
 
     /// Removes and returns the flight under `tag`.
@@ -106,35 +81,19 @@ impl Flights {
         Some(f)
     }
 
-    /// Tags of the flights delivered to worker connection `conn`.
-    pub fn delivered_to(&self, conn: u64) -> Vec<u64> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| match &s.flight {
-                Some(f) if matches!(f.stage, Stage::Delivered { conn: c, .. } if c == conn) => {
-                    Some(((s.generation as u64) << 32) | i as u64)
-                }
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Forgets the caller of every flight from caller connection `conn`: their replies will be
-    /// dropped. Returns the tags of those still queued (never delivered), which can be dropped.
-    pub fn orphan_caller(&mut self, conn: u64) -> Vec<u64> {
-        let mut queued = Vec::new();
+    /// Removes and returns every flight delivered to worker connection `conn`.
+    pub fn take_delivered_to(&mut self, conn: u64) -> Vec<Flight> {
+        let mut out = Vec::new();
         for (i, s) in self.slots.iter_mut().enumerate() {
-            if let Some(f) = &mut s.flight {
-                if f.caller_conn == conn {
-                    f.caller_conn = 0;
-                    if f.stage == Stage::Queued {
-                        queued.push(((s.generation as u64) << 32) | i as u64);
-                    }
+            if s.flight.as_ref().is_some_and(|f| f.worker.conn == conn) {
+                if let Some(f) = s.flight.take() {
+                    out.push(f);
+                    self.free.push(i as u32);
+                    self.live -= 1;
                 }
             }
         }
-        queued
+        out
     }
 
     /// Number of live flights.
@@ -149,16 +108,14 @@ mod tests {
 
     fn flight() -> Flight {
         Flight {
-            caller_token: 0,
-            caller_conn: 1,
             session: 1,
             request: 1,
             proxy: 1,
             oneway: false,
-            attempt: 0,
-            stage: Stage::Queued,
-            body: Vec::new(),
-            accepted: Instant::now(),
+            attempt: 1,
+            worker: WorkerRef { token: 0, conn: 7 },
+            accept_pos: 0,
+            accepted_us: 0,
         }
     }
 
@@ -174,5 +131,7 @@ mod tests {
         assert!(f.get(b).is_some());
         assert_eq!(f.len(), 1);
         assert!(f.get(u64::MAX).is_none());
+        assert_eq!(f.take_delivered_to(7).len(), 1);
+        assert_eq!(f.len(), 0);
     }
 }

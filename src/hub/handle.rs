@@ -2,11 +2,15 @@
 
 use std::time::Instant;
 
-use super::flights::{Flight, Stage};
+use super::flights::Flight;
 use super::peer::{Caller, Peer, Role, Worker};
+use super::records;
 use super::router::WorkerRef;
 use super::server::Hub;
+use super::sessions::SessionState;
 use super::stats::{CallerSnapshot, HubSnapshot, ProxySnapshot, Snapshot, WorkerSnapshot};
+use super::store;
+use crate::journal::Pos;
 use crate::status::Status;
 use crate::wire::{self, Frame, Hello, Welcome};
 
@@ -23,6 +27,18 @@ const MAX_WORKER_CAPACITY: u32 = 65_536;
 /// A worker whose unwritten output is over this is treated as full.
 const WORKER_OUT_LIMIT: usize = 8 * 1024 * 1024;
 
+/// Acknowledge at once when this many accepted requests are waiting for an ACK, so a caller's
+/// resend buffer stays small even when no reply comes to carry the ACK.
+const ACK_EAGER: u64 = 4096;
+
+/// Microseconds since the epoch (journal timestamps; latency across restarts).
+pub(super) fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
 impl Hub {
     fn peer(&mut self, t: usize) -> Option<&mut Peer> {
         self.peers.get_mut(t).and_then(|p| p.as_mut())
@@ -36,19 +52,22 @@ impl Hub {
         if peer.closing {
             return Ok(());
         }
-        match (&peer.role, frame) {
+        match (&mut peer.role, frame) {
             (Role::Greeting, Frame::Hello(h)) => self.on_hello(t, h),
             (Role::Greeting, f) => Err(protocol(format!(
-                "the first frame must be HELLO, got {:?}",
+                "the first frame must be HELLO, got {}",
                 frame_name(&f)
             ))),
-            (_, Frame::Ping { nonce }) => {
-                let now = Instant::now();
-                // A caller's PING asks for its ACK too: everything before the PING is accepted.
-                Hub::send_ack(peer);
+            (role, Frame::Ping { nonce }) => {
+                // A caller's PING asks for its ACK as soon as what it sent is durable (this
+                // is how the library's flush waits for the hub).
+                if let Role::Caller(c) = role {
+                    c.ack_wanted = true;
+                }
                 wire::encode_pong(&mut peer.out, nonce);
-                peer.last_tx = now;
+                peer.last_tx = Instant::now();
                 self.mark_dirty(t);
+                self.note_ack_waiter(t);
                 Ok(())
             }
             (_, Frame::Pong { .. }) => Ok(()),
@@ -59,8 +78,21 @@ impl Hub {
                 body,
                 ..
             }) => self.on_request(t, id, proxy, flags, body),
-            // The library drops a cancelled reply itself; the hub has nothing to free early.
-            (Role::Caller(_), Frame::Cancel { .. }) => Ok(()),
+            (Role::Caller(c), Frame::Cancel { id }) => {
+                // The caller dropped the request: its reply, if it comes, is not kept.
+                let session = c.session;
+                self.finish_reply(session, id);
+                Ok(())
+            }
+            (Role::Caller(c), Frame::Done { ids }) => {
+                let session = c.session;
+                for id in ids.chunks_exact(8) {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(id);
+                    self.finish_reply(session, u64::from_be_bytes(b));
+                }
+                Ok(())
+            }
             (Role::Worker(_), Frame::Result {
                 tag,
                 status,
@@ -99,15 +131,18 @@ impl Hub {
         }
         let name = String::from_utf8_lossy(h.name).into_owned();
         let role = match h.role {
-            wire::Role::Caller => Role::Caller(Caller {
-                session: h.session,
-                inflight: 0,
-                accepted_upto: 0,
-                ack_due: false,
-                requests: 0,
-                replies: 0,
-                errors: 0,
-            }),
+            wire::Role::Caller => {
+                if h.session == 0 {
+                    return Err((Status::Invalid, "a caller's session id must not be 0".into()));
+                }
+                Role::Caller(Caller {
+                    session: h.session,
+                    unacked: Default::default(),
+                    ack_upto: 0,
+                    ack_sent: 0,
+                    ack_wanted: false,
+                })
+            }
             wire::Role::Worker => {
                 if h.proxies.is_empty() {
                     return Err((Status::Invalid, "a worker must serve at least one proxy".into()));
@@ -126,22 +161,34 @@ impl Hub {
             }
             wire::Role::Monitor => Role::Monitor,
         };
+        let is_caller = matches!(role, Role::Caller(_));
         let welcome = Welcome {
             version: wire::VERSION,
             max_frame: self.cfg.max_frame,
-            quota: if matches!(role, Role::Caller(_)) {
-                self.cfg.quota
-            } else {
-                0
-            },
+            quota: if is_caller { self.cfg.quota } else { 0 },
             keepalive_ms: self.cfg.keepalive.as_millis().min(u32::MAX as u128) as u32,
             session: h.session,
             hub_id: self.hub_id,
         };
+        // A session that comes back on a new connection leaves its old one.
+        let mut replaced = None;
+        if is_caller {
+            let ss = self.sessions.entry(h.session).or_insert_with(SessionState::new);
+            if let Some((old_t, old_id)) = ss.conn {
+                if old_t != t {
+                    replaced = Some((old_t, old_id));
+                }
+            }
+        }
+        if let Some((old_t, old_id)) = replaced {
+            if self.peer(old_t).is_some_and(|p| p.id == old_id) {
+                self.close_peer(old_t, "replaced by a new connection of its session");
+            }
+        }
         let Some(peer) = self.peer(t) else {
             return Ok(());
         };
-        peer.name = name;
+        peer.name = name.clone();
         peer.role = role;
         let conn = peer.id;
         wire::encode_welcome(&mut peer.out, &welcome);
@@ -152,12 +199,32 @@ impl Hub {
             tracing::debug!("{} joined", peer.describe());
         }
         self.mark_dirty(t);
-        if let wire::Role::Worker = h.role {
-            self.router
-                .add_worker(WorkerRef { token: t, conn }, &h.proxies);
-            for p in &h.proxies {
-                self.dispatch(*p);
+        match h.role {
+            wire::Role::Worker => {
+                self.router
+                    .add_worker(WorkerRef { token: t, conn }, &h.proxies);
+                for p in &h.proxies {
+                    self.dispatch(*p);
+                }
             }
+            wire::Role::Caller => {
+                if let Some(ss) = self.sessions.get_mut(&h.session) {
+                    ss.conn = Some((t, conn));
+                    ss.detached_at = None;
+                    ss.name = name;
+                }
+                // Every answer the session has not confirmed goes out again: it may have been
+                // lost with the old connection. The library drops what it already has.
+                let held: Vec<Pos> = self
+                    .sessions
+                    .get(&h.session)
+                    .map(|ss| ss.replies.values().copied().collect())
+                    .unwrap_or_default();
+                for rpos in held {
+                    self.send_stored_reply(t, rpos);
+                }
+            }
+            wire::Role::Monitor => {}
         }
         Ok(())
     }
@@ -171,91 +238,126 @@ impl Hub {
         body: &[u8],
     ) -> Result<(), Fatal> {
         let quota = self.cfg.quota;
-        let Some(peer) = self.peer(t) else {
+        let Some(Peer {
+            role: Role::Caller(c),
+            ..
+        }) = self.peer(t)
+        else {
             return Ok(());
         };
-        let conn = peer.id;
-        let Role::Caller(c) = &mut peer.role else {
-            return Ok(());
-        };
-        if id <= c.accepted_upto {
-            return Err(protocol(format!(
-                "request id {id} is not above the previous one ({})",
-                c.accepted_upto
-            )));
-        }
-        c.accepted_upto = id;
-        c.ack_due = true;
-        c.requests += 1;
         let session = c.session;
-        let inflight = c.inflight;
+        let Some(ss) = self.sessions.get_mut(&session) else {
+            return Ok(());
+        };
+        if id == 0 {
+            return Err(protocol("request id 0 is reserved"));
+        }
+        if id <= ss.accepted_upto {
+            // A resend after a reconnect: the request is already here. Answer again if the
+            // answer is held; acknowledge it once what is written now is durable.
+            let held = ss.replies.get(&id).copied();
+            let at = self.store.written();
+            if let Some(rpos) = held {
+                self.send_stored_reply(t, rpos);
+            }
+            self.push_unacked(t, at, id);
+            return Ok(());
+        }
+        ss.accepted_upto = id;
+        ss.requests += 1;
+        let inflight = ss.inflight;
         let oneway = flags & wire::REQ_ONEWAY != 0;
         if proxy < 0 {
-            self.reply_error(t, id, oneway, Status::Invalid, "proxy id must not be negative");
+            self.reject(t, session, id, oneway, Status::Invalid, "proxy id must not be negative");
             return Ok(());
         }
-        if !self.router.is_served(proxy) {
+        if !self.router.is_known(proxy) {
             self.router.proxy(proxy).stats.no_route += 1;
             let msg = format!("no worker serves proxy {proxy}");
-            self.reply_error(t, id, oneway, Status::NoRoute, &msg);
+            self.reject(t, session, id, oneway, Status::NoRoute, &msg);
             return Ok(());
         }
         if inflight >= quota {
             self.busy += 1;
             let msg = format!("over quota: {quota} requests of this caller are unanswered");
-            self.reply_error(t, id, oneway, Status::Busy, &msg);
+            self.reject(t, session, id, oneway, Status::Busy, &msg);
             return Ok(());
         }
+        let head = records::accept_head(session, id, proxy, flags, now_us());
+        let pos = match self.store.append(records::ACCEPT, &[&head, body], true) {
+            Ok(p) => p,
+            Err(e) => {
+                self.busy += 1;
+                let msg = store::describe(&e);
+                self.reject(t, session, id, oneway, Status::Busy, &msg);
+                return Ok(());
+            }
+        };
+        self.store.pin(pos);
+        if let Some(ss) = self.sessions.get_mut(&session) {
+            ss.inflight += 1;
+        }
+        let p = self.router.proxy(proxy);
+        p.stats.requests += 1;
+        p.queue.push_back(pos);
+        self.push_unacked(t, pos, id);
+        self.dispatch(proxy);
+        Ok(())
+    }
+
+    /// Notes that request `id`, whose record is at `pos`, awaits its ACK on caller `t`.
+    fn push_unacked(&mut self, t: usize, pos: Pos, id: u64) {
         if let Some(Peer {
             role: Role::Caller(c),
             ..
         }) = self.peer(t)
         {
-            c.inflight += 1;
+            match c.unacked.back_mut() {
+                // Requests of one round share one checkpoint.
+                Some(last) if last.0 >= pos => last.1 = last.1.max(id),
+                _ => c.unacked.push_back((pos, id)),
+            }
+            self.note_ack_waiter(t);
         }
-        let tag = self.flights.insert(Flight {
-            caller_token: t,
-            caller_conn: conn,
-            session,
-            request: id,
-            proxy,
-            oneway,
-            attempt: 0,
-            stage: Stage::Queued,
-            body: body.to_vec(),
-            accepted: Instant::now(),
-        });
-        let p = self.router.proxy(proxy);
-        p.stats.requests += 1;
-        p.queue.push_back(tag);
-        self.dispatch(proxy);
-        Ok(())
     }
 
-    /// Sends an error REPLY for a request that was not accepted.
-    fn reply_error(&mut self, t: usize, id: u64, oneway: bool, status: Status, msg: &str) {
+    /// Answers a request the hub will not run (no route, over quota, journal full, ...): the
+    /// answer is kept like a worker's, so a resend gets it again.
+    fn reject(&mut self, t: usize, session: u64, id: u64, oneway: bool, status: Status, msg: &str) {
+        if let Some(ss) = self.sessions.get_mut(&session) {
+            ss.errors += 1;
+        }
         if oneway {
             tracing::debug!("one-way request {id} dropped: {msg}");
+            let at = self.store.written();
+            self.push_unacked(t, at, id);
             return;
+        }
+        let head = records::reply_head(session, id, status.code(), 0);
+        match self.store.append(records::REPLY, &[&head, msg.as_bytes()], true) {
+            Ok(rpos) => {
+                self.store.pin(rpos);
+                if let Some(ss) = self.sessions.get_mut(&session) {
+                    ss.replies.insert(id, rpos);
+                }
+                self.push_unacked(t, rpos, id);
+            }
+            Err(e) => tracing::warn!("answer to request {id} not journaled: {}", store::describe(&e)),
         }
         let Some(peer) = self.peer(t) else {
             return;
         };
-        Hub::send_ack(peer);
         wire::encode_reply(&mut peer.out, id, status.code(), 0, msg.as_bytes());
         peer.last_tx = Instant::now();
-        if let Role::Caller(c) = &mut peer.role {
-            c.errors += 1;
-        }
         self.mark_dirty(t);
     }
 
     /// Hands queued requests of `proxy` to its least busy workers while any has room.
-    fn dispatch(&mut self, proxy: i32) {
+    pub(super) fn dispatch(&mut self, proxy: i32) {
         let Some(p) = self.router.proxies.get_mut(&proxy) else {
             return;
         };
-        while let Some(&tag) = p.queue.front() {
+        while let Some(&pos) = p.queue.front() {
             // The least busy worker with room.
             let mut best: Option<(WorkerRef, u32)> = None;
             for w in &p.workers {
@@ -275,30 +377,38 @@ impl Hub {
                 return;
             };
             p.queue.pop_front();
-            let Some(f) = self.flights.get_mut(tag) else {
+            let Some(a) = self.store.read(pos).and_then(|(k, payload)| {
+                if k == records::ACCEPT {
+                    records::accept(payload)
+                } else {
+                    None
+                }
+            }) else {
+                tracing::error!("journal record at {pos:#x} is not a request; dropped");
                 continue;
             };
-            if f.caller_conn == 0 {
-                // The caller left before its request reached a worker: nobody wants it.
-                self.flights.remove(tag);
-                continue;
-            }
-            f.attempt += 1;
-            f.stage = Stage::Delivered {
-                token: w.token,
-                conn: w.conn,
-            };
+            let attempt = self.attempts.remove(&pos).unwrap_or(0) + 1;
+            let tag = self.flights.insert(Flight {
+                session: a.session,
+                request: a.request,
+                proxy,
+                oneway: a.flags & wire::REQ_ONEWAY != 0,
+                attempt,
+                worker: w,
+                accept_pos: pos,
+                accepted_us: a.accepted_ms,
+            });
             let Some(peer) = self.peers.get_mut(w.token).and_then(|x| x.as_mut()) else {
                 continue;
             };
             wire::encode_deliver(
                 &mut peer.out,
                 tag,
-                f.session,
-                f.request,
-                f.proxy,
-                f.attempt,
-                &f.body,
+                a.session,
+                a.request,
+                proxy,
+                attempt,
+                a.body,
             );
             peer.last_tx = Instant::now();
             if let Role::Worker(wk) = &mut peer.role {
@@ -308,6 +418,10 @@ impl Hub {
             if !peer.dirty {
                 peer.dirty = true;
                 self.dirty.push(w.token);
+            }
+            let rec = records::deliver(a.session, a.request, attempt);
+            if let Err(e) = self.store.append(records::DELIVER, &[&rec], false) {
+                tracing::debug!("delivery not journaled: {e}");
             }
         }
     }
@@ -324,10 +438,7 @@ impl Hub {
             return Ok(());
         };
         let conn = peer.id;
-        let ours = self.flights.get(tag).is_some_and(|f| {
-            matches!(f.stage, Stage::Delivered { conn: c, .. } if c == conn)
-        });
-        if !ours {
+        if !self.flights.get(tag).is_some_and(|f| f.worker.conn == conn) {
             return Err(protocol(format!(
                 "RESULT for tag {tag:#x}, which was not delivered to this worker"
             )));
@@ -354,7 +465,7 @@ impl Hub {
         let p = self.router.proxy(f.proxy);
         p.stats
             .latency
-            .record(f.accepted.elapsed().as_micros() as u64);
+            .record(now_us().saturating_sub(f.accepted_us));
         if status == Status::Ok {
             p.stats.replies += 1;
         } else {
@@ -365,63 +476,170 @@ impl Hub {
         Ok(())
     }
 
-    /// Sends a flight's outcome to its caller, if the caller is still there.
+    /// Records a delivered request's outcome and sends it to its caller if connected.
     fn answer(&mut self, f: &Flight, status: Status, rcode: i32, body: &[u8]) {
-        if f.caller_conn == 0 {
-            return;
-        }
-        let Some(peer) = self.peers.get_mut(f.caller_token).and_then(|x| x.as_mut()) else {
+        let Some(ss) = self.sessions.get_mut(&f.session) else {
+            self.store.unpin(f.accept_pos);
             return;
         };
-        if peer.id != f.caller_conn {
-            return;
-        }
-        let Role::Caller(c) = &mut peer.role else {
-            return;
-        };
-        c.inflight = c.inflight.saturating_sub(1);
-        if f.oneway {
-            return;
-        }
+        ss.inflight = ss.inflight.saturating_sub(1);
         if status == Status::Ok {
-            c.replies += 1;
+            ss.ok += 1;
         } else {
-            c.errors += 1;
+            ss.errors += 1;
+        }
+        let conn = ss.conn;
+        if f.oneway {
+            let rec = records::done(f.session, f.request);
+            let _ = self.store.append(records::DONE, &[&rec], false);
+            self.store.unpin(f.accept_pos);
+            return;
+        }
+        let head = records::reply_head(f.session, f.request, status.code(), rcode);
+        match self.store.append(records::REPLY, &[&head, body], true) {
+            Ok(rpos) => {
+                self.store.pin(rpos);
+                if let Some(ss) = self.sessions.get_mut(&f.session) {
+                    ss.replies.insert(f.request, rpos);
+                }
+            }
+            Err(e) => tracing::warn!(
+                "answer to request {} not journaled: {}",
+                f.request,
+                store::describe(&e)
+            ),
+        }
+        self.store.unpin(f.accept_pos);
+        let Some((t, id)) = conn else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(t).and_then(|x| x.as_mut()) else {
+            return;
+        };
+        if peer.id != id {
+            return;
         }
         Hub::send_ack(peer);
         wire::encode_reply(&mut peer.out, f.request, status.code(), rcode, body);
         peer.last_tx = Instant::now();
         if !peer.dirty {
             peer.dirty = true;
-            self.dirty.push(f.caller_token);
+            self.dirty.push(t);
         }
     }
 
+    /// Sends the answer stored at `rpos` to caller `t`.
+    fn send_stored_reply(&mut self, t: usize, rpos: Pos) {
+        let Some(r) = self.store.read(rpos).and_then(|(k, payload)| {
+            if k == records::REPLY {
+                records::reply(payload)
+            } else {
+                None
+            }
+        }) else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(t).and_then(|x| x.as_mut()) else {
+            return;
+        };
+        wire::encode_reply(&mut peer.out, r.request, r.status, r.rcode, r.body);
+        peer.last_tx = Instant::now();
+        if !peer.dirty {
+            peer.dirty = true;
+            self.dirty.push(t);
+        }
+    }
+
+    /// The caller has the answer to `id` (or gave it up): it is finished.
+    pub(super) fn finish_reply(&mut self, session: u64, id: u64) {
+        let Some(rpos) = self
+            .sessions
+            .get_mut(&session)
+            .and_then(|ss| ss.replies.remove(&id))
+        else {
+            return;
+        };
+        let rec = records::done(session, id);
+        let _ = self.store.append(records::DONE, &[&rec], false);
+        self.store.unpin(rpos);
+    }
+
     /// Queues the ACK a caller is owed, if any. ACKs are not sent per request: they ride on the
-    /// next REPLY to that caller, answer its PING (which is how `flush` asks for one), or go
-    /// out at the next tick, so a synchronous call costs one write each way.
+    /// next REPLY to that caller, answer its PING (which is how `flush` asks for one), go out
+    /// when many are owed, or at the next tick; so a synchronous call costs one write each way.
     pub(super) fn send_ack(peer: &mut Peer) -> bool {
         if peer.closing {
             return false;
         }
         if let Role::Caller(c) = &mut peer.role {
-            if c.ack_due {
-                c.ack_due = false;
-                wire::encode_ack(&mut peer.out, c.accepted_upto);
+            if c.ack_upto > c.ack_sent {
+                c.ack_sent = c.ack_upto;
+                c.ack_wanted = false;
+                wire::encode_ack(&mut peer.out, c.ack_upto);
                 return true;
             }
         }
         false
     }
 
+    /// Releases the ACKs of requests the store now holds durably, and sends those that are
+    /// wanted now (after a PING, or when many are owed).
+    pub(super) fn release_acks(&mut self) {
+        if self.ack_waiters.is_empty() {
+            return;
+        }
+        let durable = self.store.durable();
+        let waiters = std::mem::take(&mut self.ack_waiters);
+        for t in waiters {
+            let Some(peer) = self.peers.get_mut(t).and_then(|p| p.as_mut()) else {
+                continue;
+            };
+            let Role::Caller(c) = &mut peer.role else {
+                continue;
+            };
+            while let Some(&(pos, id)) = c.unacked.front() {
+                if pos >= durable {
+                    break;
+                }
+                c.unacked.pop_front();
+                c.ack_upto = c.ack_upto.max(id);
+            }
+            let owed = c.ack_upto > c.ack_sent;
+            let now = owed && (c.ack_wanted || c.ack_upto - c.ack_sent >= ACK_EAGER);
+            let still_waiting = !c.unacked.is_empty() || (owed && !now);
+            if now && Hub::send_ack(peer) {
+                peer.last_tx = Instant::now();
+                if !peer.dirty {
+                    peer.dirty = true;
+                    self.dirty.push(t);
+                }
+            }
+            if still_waiting {
+                self.ack_waiters.push(t);
+            }
+        }
+    }
+
+    /// Remembers that caller `t` has ACKs pending.
+    fn note_ack_waiter(&mut self, t: usize) {
+        if !self.ack_waiters.contains(&t) {
+            self.ack_waiters.push(t);
+        }
+    }
+
     /// Settles what a closed peer leaves behind.
     pub(super) fn settle_closed(&mut self, t: usize, peer: Peer) {
         match peer.role {
             Role::Greeting | Role::Monitor => {}
-            Role::Caller(_) => {
-                // Replies still to come have nobody to go to; requests not yet delivered are
-                // dropped when they reach the head of their queue.
-                self.flights.orphan_caller(peer.id);
+            Role::Caller(c) => {
+                // The session stays: its requests go on, their answers wait for it.
+                if let Some(ss) = self.sessions.get_mut(&c.session) {
+                    if ss.conn.is_some_and(|(tok, id)| tok == t && id == peer.id) {
+                        ss.conn = None;
+                        ss.detached_at = Some(Instant::now());
+                    }
+                }
+                self.ack_waiters.retain(|x| *x != t);
             }
             Role::Worker(w) => {
                 let me = WorkerRef {
@@ -429,38 +647,19 @@ impl Hub {
                     conn: peer.id,
                 };
                 self.router.remove_worker(me, &w.proxies);
-                // Its unanswered requests go back to the head of their queues, oldest first.
-                let mut tags = self.flights.delivered_to(peer.id);
-                tags.sort_by_key(|tag| self.flights.get(*tag).map(|f| f.accepted));
-                for tag in tags.into_iter().rev() {
-                    let Some(f) = self.flights.get_mut(tag) else {
-                        continue;
-                    };
-                    f.stage = Stage::Queued;
-                    let proxy = f.proxy;
-                    let p = self.router.proxy(proxy);
-                    p.queue.push_front(tag);
+                // Its unanswered requests go back to the head of their queues, oldest first,
+                // and are delivered again (to another worker, or when one connects).
+                let mut flights = self.flights.take_delivered_to(peer.id);
+                flights.sort_by_key(|f| std::cmp::Reverse(f.accept_pos));
+                for f in flights {
+                    self.attempts.insert(f.accept_pos, f.attempt);
+                    let p = self.router.proxy(f.proxy);
+                    p.queue.push_front(f.accept_pos);
                     p.stats.redelivered += 1;
                 }
                 for proxy in &w.proxies {
-                    if self.router.is_served(*proxy) {
-                        self.dispatch(*proxy);
-                    } else {
-                        self.fail_queue(*proxy);
-                    }
+                    self.dispatch(*proxy);
                 }
-            }
-        }
-    }
-
-    /// Fails every request queued for `proxy`: no worker is left to serve it.
-    fn fail_queue(&mut self, proxy: i32) {
-        let queue = std::mem::take(&mut self.router.proxy(proxy).queue);
-        let msg = format!("the last worker serving proxy {proxy} disconnected");
-        for tag in queue {
-            if let Some(f) = self.flights.remove(tag) {
-                self.router.proxy(proxy).stats.errors += 1;
-                self.answer(&f, Status::System, 0, msg.as_bytes());
             }
         }
     }
@@ -470,16 +669,8 @@ impl Hub {
         let mut callers = Vec::new();
         let mut workers = Vec::new();
         for peer in self.peers.iter().flatten() {
-            match &peer.role {
-                Role::Caller(c) => callers.push(CallerSnapshot {
-                    name: peer.name.clone(),
-                    addr: peer.addr.clone(),
-                    requests: c.requests,
-                    replies: c.replies,
-                    errors: c.errors,
-                    inflight: c.inflight,
-                }),
-                Role::Worker(w) => workers.push(WorkerSnapshot {
+            if let Role::Worker(w) = &peer.role {
+                workers.push(WorkerSnapshot {
                     name: peer.name.clone(),
                     addr: peer.addr.clone(),
                     proxies: w.proxies.clone(),
@@ -488,10 +679,28 @@ impl Hub {
                     delivered: w.delivered,
                     results: w.results,
                     failures: w.failures,
-                }),
-                _ => {}
+                });
             }
         }
+        for (id, ss) in &self.sessions {
+            let addr = ss
+                .conn
+                .and_then(|(t, _)| self.peers.get(t).and_then(|p| p.as_ref()))
+                .map(|p| p.addr.clone())
+                .unwrap_or_else(|| "-".into());
+            callers.push(CallerSnapshot {
+                name: ss.name.clone(),
+                session: format!("{id:016x}"),
+                addr,
+                connected: ss.conn.is_some(),
+                requests: ss.requests,
+                replies: ss.ok,
+                errors: ss.errors,
+                inflight: ss.inflight,
+                unread: ss.replies.len(),
+            });
+        }
+        callers.sort_by(|a, b| a.name.cmp(&b.name));
         let mut proxies: Vec<ProxySnapshot> = self
             .router
             .proxies
@@ -517,8 +726,11 @@ impl Hub {
                 uptime_s: self.started.elapsed().as_secs(),
                 connections: self.peers.iter().flatten().count(),
                 inflight: self.flights.len(),
+                queued: self.router.proxies.values().map(|p| p.queue.len()).sum(),
                 busy: self.busy,
                 protocol_errors: self.protocol_errors,
+                journal_segments: self.store.segments(),
+                journal_full: self.store.is_full(),
             },
             callers,
             workers,
@@ -537,6 +749,7 @@ fn frame_name(f: &Frame<'_>) -> &'static str {
         Frame::Ack { .. } => "ACK",
         Frame::Reply { .. } => "REPLY",
         Frame::Cancel { .. } => "CANCEL",
+        Frame::Done { .. } => "DONE",
         Frame::Deliver { .. } => "DELIVER",
         Frame::Result { .. } => "RESULT",
         Frame::Ping { .. } => "PING",

@@ -4,8 +4,10 @@
 //! Rooms:
 //! - `listener`: binding TCP and Unix sockets (port reuse, stale socket files);
 //! - `peer`: one connection: its socket, buffers and role;
-//! - `flights`: requests accepted and not yet answered, by tag;
-//! - `router`: which workers serve which proxy, and the per-proxy wait queue;
+//! - `flights`: requests handed to workers and not yet answered, by tag;
+//! - `router`: which workers serve which proxy, the known proxy ids, the per-proxy queue;
+//! - `sessions`: what the hub keeps of each caller across connections and restarts;
+//! - `store` and `records`: the journal (or memory) and what the hub writes to it;
 //! - `handle`: what each frame does, by role;
 //! - `server`: the event loop, keep-alive and shutdown;
 //! - `stats`: counters and latency histograms for `dco stats`.
@@ -18,15 +20,20 @@ mod flights;
 mod handle;
 mod listener;
 mod peer;
+mod records;
 mod router;
 mod server;
+mod sessions;
 mod stats;
+mod store;
 
 pub use listener::Listeners;
 pub use server::{run, spawn, HubHandle, Shutdown};
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::journal::JournalConfig;
 
 /// Settings of a hub. `Default` gives the embedded defaults.
 #[derive(Clone, Debug)]
@@ -46,6 +53,12 @@ pub struct HubConfig {
     pub keepalive: Duration,
     /// Shared secret every peer must present (empty: none).
     pub secret: Vec<u8>,
+    /// The journal (None: requests are kept in memory only and lost if the hub stops).
+    pub journal: Option<JournalConfig>,
+    /// How long a session that left keeps its unread answers.
+    pub reply_ttl: Duration,
+    /// Proxy ids accepted before any worker has served them.
+    pub proxy_ids: Vec<i32>,
 }
 
 impl Default for HubConfig {
@@ -58,6 +71,9 @@ impl Default for HubConfig {
             quota: 1 << 20,
             keepalive: Duration::from_secs(5),
             secret: Vec::new(),
+            journal: Some(JournalConfig::new("dco-data/journal")),
+            reply_ttl: Duration::from_secs(3600),
+            proxy_ids: Vec::new(),
         }
     }
 }

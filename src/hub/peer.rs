@@ -1,10 +1,13 @@
 //! One connection to the hub: its socket, its buffers and what kind of peer it is.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::time::Instant;
 
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
+
+use crate::journal::Pos;
 
 /// A TCP or Unix stream.
 pub enum Stream {
@@ -37,22 +40,19 @@ impl Stream {
     }
 }
 
-/// A caller's state.
+/// A caller connection's state (the session's own state lives in `sessions`).
 pub struct Caller {
     /// Session id from HELLO.
     pub session: u64,
-    /// Requests accepted and not yet answered.
-    pub inflight: u32,
-    /// Highest request id accepted on this connection, to acknowledge.
-    pub accepted_upto: u64,
-    /// Whether an ACK is owed.
-    pub ack_due: bool,
-    /// Counters.
-    pub requests: u64,
-    /// Replies sent.
-    pub replies: u64,
-    /// Error replies sent.
-    pub errors: u64,
+    /// Requests accepted on this connection and not yet acknowledged: (journal position,
+    /// request id), oldest first. Released once the journal is durable past the position.
+    pub unacked: VecDeque<(Pos, u64)>,
+    /// Highest request id released for acknowledgement.
+    pub ack_upto: u64,
+    /// Highest request id acknowledged on the wire.
+    pub ack_sent: u64,
+    /// The caller asked (with a PING) to be acknowledged as soon as possible.
+    pub ack_wanted: bool,
 }
 
 /// A worker's state.

@@ -1,9 +1,12 @@
 //! Which workers serve which proxy id, and each proxy's queue of requests waiting for a
 //! worker with room (one queue, many servers).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io;
+use std::path::{Path, PathBuf};
 
 use super::stats::ProxyStats;
+use crate::journal::Pos;
 
 /// A worker connection as the router knows it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -19,8 +22,10 @@ pub struct WorkerRef {
 pub struct Proxy {
     /// Workers serving it, in the order they connected.
     pub workers: Vec<WorkerRef>,
-    /// Tags of requests waiting for a worker with room, oldest first.
-    pub queue: VecDeque<u64>,
+    /// Requests waiting for a worker with room, oldest first, as the journal positions of
+    /// their ACCEPT records: a waiting request costs 8 bytes of memory, its body stays in the
+    /// journal.
+    pub queue: VecDeque<Pos>,
     /// Counters.
     pub stats: ProxyStats,
 }
@@ -30,11 +35,75 @@ pub struct Proxy {
 pub struct Router {
     /// Proxies by id; a proxy stays once seen, for its statistics.
     pub proxies: HashMap<i32, Proxy>,
+    /// Proxy ids known to the hub: declared with `--proxy-ids` or served by a worker at some
+    /// time. A request for a known proxy with no worker now waits for one; a request for an
+    /// unknown proxy fails at once with DCO_E_NO_ROUTE.
+    known: HashSet<i32>,
+    /// Where the known ids are kept across restarts (None: not kept).
+    known_file: Option<PathBuf>,
 }
 
 impl Router {
-    /// Adds a worker to each proxy it serves.
+    /// A router that keeps its known proxy ids in `file` (read now if it exists).
+    pub fn with_known_file(file: Option<PathBuf>, declared: &[i32]) -> io::Result<Router> {
+        let mut known: HashSet<i32> = declared.iter().copied().collect();
+        if let Some(f) = &file {
+            match std::fs::read_to_string(f) {
+                Ok(text) => {
+                    for line in text.lines() {
+                        let line = line.trim();
+                        if line.is_empty() || line.starts_with('#') {
+                            continue;
+                        }
+                        let id = line.parse::<i32>().map_err(|_| {
+                            io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                format!("{}: '{line}' is not a proxy id", f.display()),
+                            )
+                        })?;
+                        known.insert(id);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let r = Router {
+            proxies: HashMap::new(),
+            known,
+            known_file: file,
+        };
+        r.save_known()?;
+        Ok(r)
+    }
+
+    /// Whether requests for `id` are accepted (served now, or known and waiting for a worker).
+    pub fn is_known(&self, id: i32) -> bool {
+        self.known.contains(&id)
+    }
+
+    fn save_known(&self) -> io::Result<()> {
+        let Some(f) = &self.known_file else {
+            return Ok(());
+        };
+        let mut ids: Vec<i32> = self.known.iter().copied().collect();
+        ids.sort_unstable();
+        let mut text = String::from("# proxy ids this hub accepts requests for (one per line)\n");
+        for id in ids {
+            text.push_str(&format!("{id}\n"));
+        }
+        write_atomically(f, text.as_bytes())
+    }
+
+    /// Adds a worker to each proxy it serves (those proxies become known).
     pub fn add_worker(&mut self, w: WorkerRef, proxies: &[i32]) {
+        let before = self.known.len();
+        self.known.extend(proxies.iter().copied());
+        if self.known.len() != before {
+            if let Err(e) = self.save_known() {
+                tracing::warn!("cannot save the known proxy ids: {e}");
+            }
+        }
         for p in proxies {
             let proxy = self.proxies.entry(*p).or_default();
             if !proxy.workers.contains(&w) {
@@ -57,8 +126,11 @@ impl Router {
         self.proxies.entry(id).or_default()
     }
 
-    /// Whether any worker serves `id` now.
-    pub fn is_served(&self, id: i32) -> bool {
-        self.proxies.get(&id).is_some_and(|p| !p.workers.is_empty())
-    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)
 }

@@ -8,16 +8,23 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
 
+use std::collections::HashMap;
+
 use super::flights::Flights;
 use super::listener::Listeners;
 use super::peer::{Peer, ReadOutcome, Role, Stream};
+use super::records;
 use super::router::Router;
+use super::sessions::SessionState;
+use super::store::{MemStore, Store};
 use super::HubConfig;
+use crate::journal::{Journal, Pos};
 use crate::status::Status;
 use crate::wire;
 
 const TCP_LISTENER: Token = Token(usize::MAX - 1);
 const UNIX_LISTENER: Token = Token(usize::MAX - 2);
+const WAKER: Token = Token(usize::MAX - 3);
 
 /// How often the loop wakes when idle, to ping, expire and look at the shutdown flag.
 const TICK: Duration = Duration::from_millis(100);
@@ -129,6 +136,8 @@ pub fn run(cfg: HubConfig, listeners: Listeners, shutdown: Shutdown) -> io::Resu
             match event.token() {
                 TCP_LISTENER => hub.accept_tcp(),
                 UNIX_LISTENER => hub.accept_unix(),
+                // The journal's syncer made more durable: acknowledgements below.
+                WAKER => {}
                 Token(t) => {
                     if event.is_readable() || event.is_read_closed() || event.is_error() {
                         hub.read_peer(t);
@@ -139,11 +148,14 @@ pub fn run(cfg: HubConfig, listeners: Listeners, shutdown: Shutdown) -> io::Resu
                 }
             }
         }
+        hub.store.commit();
+        hub.release_acks();
         hub.flush_dirty();
         let now = Instant::now();
         if now.duration_since(last_tick) >= TICK {
             last_tick = now;
             hub.tick(now);
+            hub.store.commit();
             hub.flush_dirty();
         }
     }
@@ -159,6 +171,13 @@ pub(super) struct Hub {
     next_conn_id: u64,
     pub(super) flights: Flights,
     pub(super) router: Router,
+    pub(super) store: Store,
+    pub(super) sessions: HashMap<u64, SessionState>,
+    /// Attempts made so far for queued requests that were delivered before (by ACCEPT pos).
+    pub(super) attempts: HashMap<Pos, u32>,
+    /// Callers with requests waiting for their ACK.
+    pub(super) ack_waiters: Vec<usize>,
+    _waker: Arc<mio::Waker>,
     /// Peers with output to write this round (each with its `dirty` flag set).
     pub(super) dirty: Vec<usize>,
     pub(super) hub_id: u64,
@@ -178,12 +197,46 @@ impl Hub {
             poll.registry()
                 .register(l, UNIX_LISTENER, mio::Interest::READABLE)?;
         }
+        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
+        // A hub with a journal keeps its identity across restarts (callers can tell a restart
+        // of the same hub, which still holds their requests, from another hub).
+        let hub_id = match cfg.journal {
+            Some(_) => persistent_id(&cfg.data.join("hub.id"))?,
+            None => crate::sys::random_u64(),
+        };
+        let known_file = cfg.journal.as_ref().map(|_| cfg.data.join("proxies"));
+        let router = Router::with_known_file(known_file, &cfg.proxy_ids)?;
+        let (store, recovered) = match cfg.journal.clone() {
+            None => (Store::Memory(MemStore::default()), Recovered::default()),
+            Some(jcfg) => {
+                let w = waker.clone();
+                let mut rec = Recovered::default();
+                let started = Instant::now();
+                let (journal, report) = Journal::open(
+                    jcfg,
+                    Box::new(move || {
+                        let _ = w.wake();
+                    }),
+                    |pos, kind, payload| rec.record(pos, kind, payload),
+                )?;
+                let secs = started.elapsed().as_secs_f64();
+                tracing::info!(
+                    segments = report.segments,
+                    records = report.records,
+                    mb_per_s = (report.bytes as f64 / 1e6 / secs.max(1e-9)) as u64,
+                    pending = rec.accepts.len(),
+                    unread = rec.replies.len(),
+                    "journal recovered"
+                );
+                (Store::Journal(journal), rec)
+            }
+        };
         tracing::info!(
             tcp = ?listeners.tcp_addr(),
             unix = ?listeners.unix.as_ref().map(|(_, p)| p.clone()),
             "hub listening"
         );
-        Ok(Hub {
+        let mut hub = Hub {
             cfg,
             poll,
             listeners,
@@ -191,13 +244,55 @@ impl Hub {
             free_tokens: Vec::new(),
             next_conn_id: 1,
             flights: Flights::default(),
-            router: Router::default(),
+            router,
+            store,
+            sessions: HashMap::new(),
+            attempts: HashMap::new(),
+            ack_waiters: Vec::new(),
+            _waker: waker,
             dirty: Vec::new(),
-            hub_id: crate::sys::random_u64(),
+            hub_id,
             started: Instant::now(),
             busy: 0,
             protocol_errors: 0,
-        })
+        };
+        hub.restore(recovered);
+        Ok(hub)
+    }
+
+    /// Rebuilds sessions and queues from what the journal held.
+    fn restore(&mut self, rec: Recovered) {
+        let mut pending: Vec<(Pos, u64, u64)> = rec
+            .accepts
+            .into_iter()
+            .map(|((s, r), pos)| (pos, s, r))
+            .collect();
+        pending.sort_unstable();
+        for (pos, session, _request) in pending {
+            self.store.pin(pos);
+            let Some(a) = self.store.read(pos).and_then(|(_, p)| records::accept(p)) else {
+                continue;
+            };
+            let proxy = a.proxy;
+            let ss = self.sessions.entry(session).or_insert_with(SessionState::new);
+            ss.inflight += 1;
+            if let Some(n) = rec.attempts.get(&(session, a.request)) {
+                self.attempts.insert(pos, *n);
+            }
+            self.router.proxy(proxy).queue.push_back(pos);
+        }
+        for ((session, request), rpos) in rec.replies {
+            self.store.pin(rpos);
+            let ss = self.sessions.entry(session).or_insert_with(SessionState::new);
+            ss.replies.insert(request, rpos);
+        }
+        for (session, upto) in rec.upto {
+            let ss = self.sessions.entry(session).or_insert_with(SessionState::new);
+            ss.accepted_upto = ss.accepted_upto.max(upto);
+        }
+        // Sessions with nothing left are not kept.
+        self.sessions
+            .retain(|_, ss| ss.inflight > 0 || !ss.replies.is_empty());
     }
 
     fn add_peer(&mut self, stream: Stream, addr: String) {
@@ -390,7 +485,9 @@ impl Hub {
                     drop.push((t, "no HELLO in time"));
                     continue;
                 }
-                Role::Worker(_) if silent > keepalive * 3 => {
+                // A worker busy with requests may be silent while its handler runs; an idle one
+                // that does not answer the hub's pings is gone.
+                Role::Worker(ref w) if w.inflight == 0 && silent > keepalive * 3 => {
                     drop.push((t, "keep-alive expired"));
                     continue;
                 }
@@ -412,6 +509,35 @@ impl Hub {
         }
         for (t, why) in drop {
             self.close_peer(t, why);
+        }
+        self.expire_sessions(now);
+    }
+
+    /// Drops the unread answers of sessions gone for longer than the reply time to live, and
+    /// forgets sessions with nothing left.
+    fn expire_sessions(&mut self, now: Instant) {
+        let ttl = self.cfg.reply_ttl;
+        let expired: Vec<u64> = self
+            .sessions
+            .iter()
+            .filter(|(_, ss)| ss.detached_at.is_some_and(|d| now.duration_since(d) >= ttl))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            let ids: Vec<u64> = self
+                .sessions
+                .get(&id)
+                .map(|ss| ss.replies.keys().copied().collect())
+                .unwrap_or_default();
+            if !ids.is_empty() {
+                tracing::info!("session {id:016x}: {} unread answers expired", ids.len());
+            }
+            for r in ids {
+                self.finish_reply(id, r);
+            }
+            if self.sessions.get(&id).is_some_and(|ss| ss.inflight == 0) {
+                self.sessions.remove(&id);
+            }
         }
     }
 
@@ -450,6 +576,7 @@ impl Hub {
         if let Some((_, path)) = &self.listeners.unix {
             let _ = std::fs::remove_file(path);
         }
+        self.store.commit();
     }
 
     /// Removes peer `t` and settles what it had in flight.
@@ -462,4 +589,71 @@ impl Hub {
         tracing::debug!("{} closed: {why}", peer.describe());
         self.settle_closed(t, peer);
     }
+}
+
+/// What recovery collects from the journal before the hub rebuilds its state.
+#[derive(Default)]
+struct Recovered {
+    /// Requests accepted and not answered: (session, request) -> ACCEPT position.
+    accepts: HashMap<(u64, u64), Pos>,
+    /// Deliveries made: (session, request) -> attempts.
+    attempts: HashMap<(u64, u64), u32>,
+    /// Answers not confirmed: (session, request) -> REPLY position.
+    replies: HashMap<(u64, u64), Pos>,
+    /// Highest request id seen per session.
+    upto: HashMap<u64, u64>,
+}
+
+impl Recovered {
+    fn record(&mut self, pos: Pos, kind: u8, payload: &[u8]) {
+        match kind {
+            records::ACCEPT => {
+                if let Some(a) = records::accept(payload) {
+                    self.accepts.insert((a.session, a.request), pos);
+                    let u = self.upto.entry(a.session).or_default();
+                    *u = (*u).max(a.request);
+                }
+            }
+            records::DELIVER => {
+                if let Some((s, r, n)) = records::deliver_of(payload) {
+                    self.attempts.insert((s, r), n);
+                }
+            }
+            records::REPLY => {
+                if let Some(r) = records::reply(payload) {
+                    let key = (r.session, r.request);
+                    self.accepts.remove(&key);
+                    self.attempts.remove(&key);
+                    self.replies.insert(key, pos);
+                    let u = self.upto.entry(r.session).or_default();
+                    *u = (*u).max(r.request);
+                }
+            }
+            records::DONE => {
+                if let Some(key) = records::done_of(payload) {
+                    self.accepts.remove(&key);
+                    self.attempts.remove(&key);
+                    self.replies.remove(&key);
+                }
+            }
+            other => tracing::warn!("journal record of unknown kind {other} at {pos:#x} ignored"),
+        }
+    }
+}
+
+/// The id stored in `path`, made (and stored) on first use.
+fn persistent_id(path: &std::path::Path) -> io::Result<u64> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        if let Ok(id) = u64::from_str_radix(text.trim(), 16) {
+            return Ok(id);
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let id = crate::sys::random_u64();
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{id:016x}\n"))?;
+    std::fs::rename(&tmp, path)?;
+    Ok(id)
 }

@@ -91,21 +91,31 @@ pub struct HubSnapshot {
     pub uptime_s: u64,
     /// Open connections.
     pub connections: usize,
-    /// Requests accepted and not yet answered.
+    /// Requests handed to workers and not yet answered.
     pub inflight: usize,
-    /// Requests refused for being over quota.
+    /// Requests waiting for a worker.
+    pub queued: usize,
+    /// Requests refused for being over quota (or for a full journal).
     pub busy: u64,
     /// Connections closed for protocol errors.
     pub protocol_errors: u64,
+    /// Journal segment files in use (0 without a journal).
+    pub journal_segments: usize,
+    /// Whether the journal could not grow at its last attempt (disk full).
+    pub journal_full: bool,
 }
 
-/// One caller.
+/// One caller session.
 #[derive(Serialize, Debug)]
 pub struct CallerSnapshot {
     /// Name from HELLO.
     pub name: String,
-    /// Remote address.
+    /// Session id, hex.
+    pub session: String,
+    /// Remote address ("-" when not connected).
     pub addr: String,
+    /// Whether it is connected now.
+    pub connected: bool,
     /// Requests accepted.
     pub requests: u64,
     /// Replies sent.
@@ -114,6 +124,8 @@ pub struct CallerSnapshot {
     pub errors: u64,
     /// Accepted, not yet answered.
     pub inflight: u32,
+    /// Answers the caller has not confirmed reading.
+    pub unread: usize,
 }
 
 /// One worker.

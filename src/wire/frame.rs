@@ -28,6 +28,8 @@ pub enum FrameType {
     Reply = 0x12,
     /// Caller -> hub, the caller no longer wants this reply.
     Cancel = 0x13,
+    /// Caller -> hub, the caller has these replies: the hub may forget them.
+    Done = 0x14,
     /// Hub -> worker, run this request.
     Deliver = 0x20,
     /// Worker -> hub, the outcome of a delivered request.
@@ -53,6 +55,7 @@ impl FrameType {
             0x11 => FrameType::Ack,
             0x12 => FrameType::Reply,
             0x13 => FrameType::Cancel,
+            0x14 => FrameType::Done,
             0x20 => FrameType::Deliver,
             0x21 => FrameType::Result,
             0x30 => FrameType::Ping,
@@ -164,6 +167,11 @@ pub enum Frame<'a> {
     Cancel {
         /// Request id.
         id: u64,
+    },
+    /// The caller has the replies of these requests.
+    Done {
+        /// Request ids, 8 bytes each, big-endian (the payload length is a multiple of 8).
+        ids: &'a [u8],
     },
     /// A request handed to a worker.
     Deliver {
@@ -424,6 +432,16 @@ pub fn decode(buf: &[u8], max_frame: u32) -> Result<Option<(Frame<'_>, usize)>, 
             r.end()?;
             Frame::Cancel { id }
         }
+        FrameType::Done => {
+            let ids = r.rest();
+            if ids.len() % 8 != 0 {
+                return Err(WireError::Malformed {
+                    frame: FrameType::Done,
+                    what: "length is not a multiple of 8",
+                });
+            }
+            Frame::Done { ids }
+        }
         FrameType::Deliver => Frame::Deliver {
             tag: r.u64("tag")?,
             session: r.u64("session")?,
@@ -555,6 +573,14 @@ pub fn encode_reply(out: &mut Vec<u8>, id: u64, status: i32, rcode: i32, body: &
 pub fn encode_cancel(out: &mut Vec<u8>, id: u64) {
     header(out, FrameType::Cancel, 8);
     out.extend_from_slice(&id.to_be_bytes());
+}
+
+/// Appends a DONE frame for `ids` to `out`.
+pub fn encode_done(out: &mut Vec<u8>, ids: &[u64]) {
+    header(out, FrameType::Done, 8 * ids.len());
+    for id in ids {
+        out.extend_from_slice(&id.to_be_bytes());
+    }
 }
 
 /// Appends a DELIVER frame to `out`.
