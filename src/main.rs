@@ -194,6 +194,11 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 proxy_ids,
                 data,
             };
+            // A file size limit must show as an error from the journal, not kill the hub.
+            // SAFETY: setting a signal's disposition to SIG_IGN before any thread is started.
+            unsafe {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            }
             let listeners = Listeners::bind(&cfg).map_err(|e| e.to_string())?;
             // Tell scripts (and tests using port 0) where the hub really listens.
             if let Some(addr) = listeners.tcp_addr() {

@@ -416,6 +416,20 @@ impl Session {
         Ok(())
     }
 
+    /// Drops the connection but keeps the session: outstanding requests stay, the hub keeps
+    /// their answers, and the next call reconnects and gets them (a program going idle can
+    /// let its connection go this way).
+    pub fn disconnect(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            if !self.done_ids.is_empty() {
+                wire::encode_done(&mut conn.out, &self.done_ids);
+                self.done_ids.clear();
+            }
+            let _ = conn.flush();
+        }
+        self.drop_connection();
+    }
+
     /// Ends the session: tells the hub which replies were read, closes the connection, and
     /// drops every outstanding and buffered request. The next call starts a new session.
     pub fn close(&mut self) {

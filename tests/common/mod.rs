@@ -76,42 +76,67 @@ pub struct Hub {
     pub addr: String,
     pub unix: PathBuf,
     pub dir: TempDir,
+    pub extra: Vec<String>,
+}
+
+fn spawn_hub(listen: &str, dir: &Path, extra: &[String]) -> (Proc, String) {
+    let addr_file = dir.join("hub.addr");
+    let _ = std::fs::remove_file(&addr_file);
+    let child = Command::new(dco_bin())
+        .arg("hub")
+        .arg("--listen")
+        .arg(listen)
+        .arg("--data")
+        .arg(dir)
+        .args(extra)
+        .env("DCO_LOG", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn dco hub");
+    let mut proc = Proc(child);
+    let until = Instant::now() + Duration::from_secs(20);
+    let addr = loop {
+        if let Ok(s) = std::fs::read_to_string(&addr_file) {
+            if s.ends_with('\n') {
+                break s.trim().to_string();
+            }
+        }
+        if let Ok(Some(st)) = proc.0.try_wait() {
+            panic!("the hub exited at start: {st}");
+        }
+        assert!(Instant::now() < until, "the hub did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (proc, addr)
 }
 
 impl Hub {
     /// Starts `dco hub` with extra arguments and waits until it listens.
     pub fn start(extra: &[&str]) -> Hub {
         let dir = TempDir::new("hub");
+        Hub::start_in(dir, extra)
+    }
+
+    /// Starts `dco hub` on the data directory `dir`.
+    pub fn start_in(dir: TempDir, extra: &[&str]) -> Hub {
         let unix = dir.path().join("dco.sock");
-        let child = Command::new(dco_bin())
-            .arg("hub")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data")
-            .arg(dir.path())
-            .args(extra)
-            .env("DCO_LOG", "warn")
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn dco hub");
-        let proc = Proc(child);
-        let addr_file = dir.path().join("hub.addr");
-        let until = Instant::now() + Duration::from_secs(10);
-        let addr = loop {
-            if let Ok(s) = std::fs::read_to_string(&addr_file) {
-                if s.ends_with('\n') {
-                    break s.trim().to_string();
-                }
-            }
-            assert!(Instant::now() < until, "the hub did not start");
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let (proc, addr) = spawn_hub("127.0.0.1:0", dir.path(), &extra);
         Hub {
             proc,
             addr,
             unix,
             dir,
+            extra,
         }
+    }
+
+    /// Kills the hub with SIGKILL and starts it again on the same address and data directory.
+    pub fn kill_and_restart(&mut self) {
+        self.proc.kill();
+        let (proc, addr) = spawn_hub(&self.addr, self.dir.path(), &self.extra);
+        assert_eq!(addr, self.addr);
+        self.proc = proc;
     }
 
     /// `unix:/path` for this hub.

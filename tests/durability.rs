@@ -1,0 +1,351 @@
+//! Nothing acknowledged is lost: hub crashes (SIGKILL), worker crashes, requests waiting for
+//! workers, unread replies, a full disk, and a large backlog kept out of the heap.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{dco_bin, echo_worker, Hub, Proc, TempDir};
+use dco::client::{Session, SessionConfig};
+use dco::wire::HubAddr;
+use dco::Status;
+
+fn session(addr: &str) -> Session {
+    let mut cfg = SessionConfig::with_hubs(HubAddr::parse_list(addr).unwrap());
+    cfg.connect_timeout = Duration::from_secs(2);
+    Session::new(cfg)
+}
+
+fn body_of(i: u64) -> Vec<u8> {
+    format!("request {i} {}", "x".repeat((i % 50) as usize)).into_bytes()
+}
+
+/// Reads `id`, retrying while no hub is reachable (it is being restarted).
+fn read_retrying(s: &mut Session, id: u64, until: Instant) -> dco::Result<Vec<u8>> {
+    loop {
+        match s.read(id, Some(Duration::from_millis(200))) {
+            Ok(r) => return Ok(r.body),
+            Err(e) if matches!(e.status, Status::Timeout | Status::NotConnected) => {
+                assert!(Instant::now() < until, "request {id} never answered: {e}");
+                if e.status == Status::NotConnected {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[test]
+fn hub_and_worker_crashes_lose_nothing_and_repeat_no_reply() {
+    let mut hub = Hub::start(&["--durability", "none", "--proxy-ids", "1"]);
+    let addr = hub.addr.clone();
+    let mut w1 = echo_worker(&addr, 1);
+    let _w2 = echo_worker(&addr, 1);
+    hub.wait_workers(1, 2);
+
+    let total = 20_000u64;
+    let window = 2_000usize;
+    let stop = Arc::new(AtomicBool::new(false));
+    let caller = {
+        let addr = addr.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut s = session(&addr);
+            let mut got: HashMap<u64, Vec<u8>> = HashMap::new();
+            let mut outstanding = std::collections::VecDeque::new();
+            let mut next = 0u64;
+            let until = Instant::now() + Duration::from_secs(120);
+            while (got.len() as u64) < total {
+                while next < total && outstanding.len() < window {
+                    s.write(&body_of(next)).unwrap();
+                    let id = s.send(1, true, false).unwrap();
+                    outstanding.push_back((id, next));
+                    next += 1;
+                }
+                let _ = s.submit();
+                // Oldest first; at most one short wait per round so the window refills.
+                let mut waited = false;
+                while let Some(&(id, i)) = outstanding.front() {
+                    let t = if waited { Duration::ZERO } else { Duration::from_millis(100) };
+                    waited = true;
+                    match s.read(id, Some(t)) {
+                        Ok(r) => {
+                            assert!(got.insert(i, r.body).is_none(), "request {i} answered twice");
+                            outstanding.pop_front();
+                        }
+                        Err(e) if matches!(e.status, Status::Timeout) => break,
+                        Err(e) if e.status == Status::NotConnected => {
+                            std::thread::sleep(Duration::from_millis(20));
+                            break;
+                        }
+                        Err(e) => panic!("request {i}: {e}"),
+                    }
+                }
+                assert!(Instant::now() < until, "stuck at {} of {total}", got.len());
+            }
+            stop.store(true, Ordering::SeqCst);
+            // Every reply once, with the right body; a second read finds nothing.
+            for i in 0..total {
+                assert_eq!(got[&i], body_of(i), "reply of request {i}");
+            }
+            assert_eq!(s.read(1, Some(Duration::ZERO)).unwrap_err().status, Status::UnknownId);
+            got.len()
+        })
+    };
+
+    // Crash the hub four times and a worker twice while the caller runs.
+    let mut crashes = 0;
+    while !stop.load(Ordering::SeqCst) && crashes < 6 {
+        std::thread::sleep(Duration::from_millis(250));
+        if crashes % 3 == 2 {
+            w1.kill();
+            w1 = echo_worker(&addr, 1);
+        } else {
+            hub.kill_and_restart();
+        }
+        crashes += 1;
+    }
+    let n = caller.join().expect("the caller thread failed");
+    assert_eq!(n as u64, total);
+    assert!(crashes >= 2, "the caller finished before the crashes ({crashes}): make it longer");
+}
+
+#[test]
+fn a_request_waits_for_a_worker_across_a_hub_restart() {
+    let mut hub = Hub::start(&["--proxy-ids", "3"]);
+    let mut s = session(&hub.addr);
+    let ids: Vec<u64> = (0..100u64)
+        .map(|i| {
+            s.write(&body_of(i)).unwrap();
+            s.send(3, true, false).unwrap()
+        })
+        .collect();
+    s.flush().unwrap();
+    assert_eq!(s.unacknowledged(), 0, "flush returns once the hub holds them all");
+    // Unknown proxies still fail at once.
+    s.write(b"x").unwrap();
+    assert_eq!(s.call(4, Some(Duration::from_secs(5))).unwrap_err().status, Status::NoRoute);
+
+    hub.kill_and_restart();
+    let _w = echo_worker(&hub.addr, 3);
+    let until = Instant::now() + Duration::from_secs(30);
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(read_retrying(&mut s, *id, until).unwrap(), body_of(i as u64));
+    }
+}
+
+#[test]
+fn an_unread_reply_survives_a_hub_restart() {
+    let mut hub = Hub::start(&[]);
+    // Slow enough that no reply reaches the caller before it leaves.
+    let _w = Proc(
+        Command::new(dco_bin())
+            .args(["worker", "echo", "--proxy", "5", "--delay-ms", "50", "--hub"])
+            .arg(&hub.addr)
+            .env("DCO_LOG", "warn")
+            .spawn()
+            .unwrap(),
+    );
+    hub.wait_workers(5, 1);
+    let mut s = session(&hub.addr);
+    let ids: Vec<u64> = (0..10u64)
+        .map(|i| {
+            s.write(&body_of(i)).unwrap();
+            s.send(5, true, false).unwrap()
+        })
+        .collect();
+    s.flush().unwrap();
+    // Leave before the replies are read: the hub keeps them.
+    s.disconnect();
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = hub.stats();
+        let unread = v["callers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["unread"].as_u64().unwrap_or(0))
+            .sum::<u64>();
+        if unread == 10 {
+            break;
+        }
+        assert!(Instant::now() < until, "replies not parked: {v}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    hub.kill_and_restart();
+    let until = Instant::now() + Duration::from_secs(30);
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(read_retrying(&mut s, *id, until).unwrap(), body_of(i as u64));
+    }
+    // Read replies are confirmed and forgotten by the hub.
+    drop(s);
+    let until = Instant::now() + Duration::from_secs(10);
+    while hub.stats()["callers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["unread"].as_u64().unwrap_or(0) > 0)
+    {
+        assert!(Instant::now() < until, "read replies are still held: {}", hub.stats());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_redelivered_request_carries_its_attempt_number() {
+    let hub = Hub::start(&[]);
+    let mut slow = Proc(
+        Command::new(dco_bin())
+            .args(["worker", "echo", "--proxy", "8", "--delay-ms", "60000", "--hub"])
+            .arg(&hub.addr)
+            .env("DCO_LOG", "warn")
+            .spawn()
+            .unwrap(),
+    );
+    hub.wait_workers(8, 1);
+    let mut s = session(&hub.addr);
+    s.write(b"job").unwrap();
+    let id = s.send(8, false, false).unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while hub.stats()["workers"][0]["inflight"] != 1 {
+        assert!(Instant::now() < until);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    slow.kill();
+    let stop = Arc::new(AtomicBool::new(false));
+    let cfg = dco::worker::WorkerConfig::new(HubAddr::parse_list(&hub.addr).unwrap(), vec![8]);
+    let st = stop.clone();
+    let t = std::thread::spawn(move || {
+        let mut h = |d: &dco::worker::Delivery<'_>, r: &mut dco::worker::ReplyBuf<'_>| {
+            r.write(format!("{}:{}", d.attempt, String::from_utf8_lossy(d.body)).as_bytes());
+            dco::worker::Outcome::Success
+        };
+        dco::worker::run(&cfg, &mut h, &st)
+    });
+    assert_eq!(s.read(id, Some(Duration::from_secs(10))).unwrap().body, b"2:job");
+    stop.store(true, Ordering::SeqCst);
+    t.join().unwrap().unwrap();
+}
+
+/// A small tmpfs, unmounted when dropped.
+struct Tmpfs(TempDir);
+
+impl Tmpfs {
+    fn mount(mb: u32) -> Option<Tmpfs> {
+        let d = TempDir::new("tmpfs");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mb}m"), "tmpfs"])
+            .arg(d.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Tmpfs(d))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_refuses_new_requests_and_keeps_serving() {
+    let Some(fs) = Tmpfs::mount(6) else {
+        // Mounting needs root; CI runs as root. Say so loudly rather than pass quietly.
+        eprintln!("SKIPPED a_full_disk_refuses_new_requests_and_keeps_serving: cannot mount a tmpfs here");
+        return;
+    };
+    let data = TempDir(fs.0.path().join("hub"));
+    std::fs::create_dir_all(data.path()).unwrap();
+    let hub = Hub::start_in(
+        data,
+        &["--segment-mb", "1", "--max-frame", "65536", "--proxy-ids", "2"],
+    );
+    let mut s = session(&hub.addr);
+    let body = vec![7u8; 16 * 1024];
+    let mut accepted = Vec::new();
+    let mut refused = None;
+    for _ in 0..2000 {
+        s.write(&body).unwrap();
+        let id = s.send(2, false, false).unwrap();
+        // A refusal comes back as the request's answer at once; accepted ones wait.
+        match s.read(id, Some(Duration::from_millis(50))) {
+            Err(e) if e.status == Status::Busy => {
+                refused = Some(e);
+                break;
+            }
+            Err(e) if e.status == Status::Timeout => accepted.push(id),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let e = refused.expect("a 6 MiB disk must fill up");
+    assert!(e.message.contains("journal"), "{e}");
+    assert!(accepted.len() > 100, "{} accepted", accepted.len());
+    assert_eq!(hub.stats()["hub"]["journal_full"], true);
+    // What was accepted is still served once a worker comes.
+    let _w = echo_worker(&hub.addr, 2);
+    for id in &accepted {
+        assert_eq!(s.read(*id, Some(Duration::from_secs(20))).unwrap().body, body);
+    }
+    // With the backlog gone, space is reclaimed and new requests are taken again.
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        s.write(b"again").unwrap();
+        match s.call(2, Some(Duration::from_secs(5))) {
+            Ok(r) => {
+                assert_eq!(r.body, b"again");
+                break;
+            }
+            Err(e) if e.status == Status::Busy && Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+fn rss_anon_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("RssAnon:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_large_backlog_lives_in_the_journal_not_the_heap() {
+    let hub = Hub::start(&["--durability", "none", "--proxy-ids", "6"]);
+    let mut s = session(&hub.addr);
+    let n = 500_000u64;
+    let body = vec![0x42u8; 512];
+    let mut first = 0;
+    for i in 0..n {
+        s.write(&body).unwrap();
+        let id = s.send(6, true, false).unwrap();
+        if i == 0 {
+            first = id;
+        }
+        if i % 10_000 == 9_999 {
+            s.flush().unwrap();
+        }
+    }
+    s.flush().unwrap();
+    let v = hub.stats();
+    assert_eq!(v["hub"]["queued"], n, "{}", v["hub"]);
+    // 500,000 waiting requests hold 256 MB of bodies; the hub's heap holds their positions.
+    let anon_mb = rss_anon_kb(hub.proc.pid()) / 1024;
+    assert!(
+        anon_mb < 96,
+        "the hub holds {anon_mb} MB of anonymous memory for a 256 MB backlog"
+    );
+    // And they are all there to deliver.
+    let _w = echo_worker(&hub.addr, 6);
+    assert_eq!(s.read(first, Some(Duration::from_secs(30))).unwrap().body, body);
+}
