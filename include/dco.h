@@ -192,15 +192,20 @@ int dco_line(const char *text);
  until its reply is read); DCO_ONEWAY asks for no reply (an id is returned all the same, but
  reading it gives DCO_E_UNKNOWN_ID). Returns the request id (> 0), or: DCO_E_INVALID (negative
  proxy id, unknown flag), DCO_E_BUSY (quota of outstanding requests reached),
- DCO_E_NOT_CONNECTED (no hub reachable), DCO_E_REFUSED. On error the body is kept.
- A proxy that no worker serves gives DCO_E_NO_ROUTE when its reply is read.
+ DCO_E_NOT_CONNECTED (no hub reachable: the request is not taken), DCO_E_REFUSED. On error
+ the body is kept, so the call can be retried. Once taken, a request is kept by the session
+ until the hub acknowledges it (journaled), and sent again after a reconnect to the same or
+ the next hub; the hub never runs a resent request twice. A proxy id the hub does not know
+ gives DCO_E_NO_ROUTE when the reply is read; a known proxy with no worker now waits for one.
  */
 int64_t dco_send_request(int32_t proxy_id, int32_t flags);
 
 /*
  Sends every buffered request of this thread's session in one write and returns once the hub
- has accepted them all. Returns DCO_OK (also when nothing was buffered) or
- DCO_E_NOT_CONNECTED (the buffered requests then fail with DCO_E_SYSTEM when read).
+ has accepted them all (journaled as durably as its policy says). Returns DCO_OK (also when
+ nothing was waiting), DCO_E_NOT_CONNECTED (no hub reachable: the requests stay in the
+ session and go with the next flush or read), or DCO_E_TIMEOUT (no acknowledgement within
+ 10 s: the requests are kept and sent again). Either way nothing is lost or run twice.
  */
 int dco_flush(void);
 
@@ -211,9 +216,12 @@ int dco_flush(void);
  snprintf-style: if it is larger than `cap`, `cap` bytes are copied and the reply stays in
  the session, so a second read with a big enough buffer gets it whole; a reply read whole is
  released. Replies may be read in any order. `buf` may be NULL when `cap` is 0 (to learn the
- length). Errors: DCO_E_TIMEOUT (the request stays outstanding; read again later),
- DCO_E_UNKNOWN_ID, DCO_E_INVALID, DCO_E_APP_FAIL (see dco_last_rcode), DCO_E_NO_ROUTE,
- DCO_E_SYSTEM, DCO_E_NOT_CONNECTED; failures release the request. `buf` stays the caller's.
+ length). A lost connection is made again (the same hub, else the next of the list) and the
+ wait goes on. Errors: DCO_E_TIMEOUT and DCO_E_NOT_CONNECTED (no hub reachable now) leave the
+ request outstanding: read again later. DCO_E_UNKNOWN_ID, DCO_E_INVALID. The request's own
+ outcome, which releases it: DCO_E_APP_FAIL (see dco_last_rcode), DCO_E_NO_ROUTE,
+ DCO_E_BUSY (the hub refused it: over quota or journal full), DCO_E_SYSTEM (e.g. accepted
+ by a hub that is no longer reachable). `buf` stays the caller's.
  */
 int64_t dco_read_request(int64_t request_id, int32_t timeout_ms, uint8_t *buf, size_t cap);
 
@@ -233,7 +241,8 @@ int64_t dco_last_request_id(void);
 
 /*
  Drops interest in `request_id`: its reply, parked or still to come, is discarded and its
- quota freed. Returns DCO_OK or DCO_E_UNKNOWN_ID.
+ place in this session's quota freed (the hub counts it until the worker answers). Returns
+ DCO_OK or DCO_E_UNKNOWN_ID.
  */
 int dco_cancel(int64_t request_id);
 
@@ -244,8 +253,9 @@ int dco_cancel(int64_t request_id);
 int dco_connect(void);
 
 /*
- Closes this thread's session: outstanding requests are dropped, buffered ones discarded. The
- next call connects afresh (and reads DCO_HUB again). Always returns DCO_OK.
+ Closes this thread's session: the hub is told which replies were read, outstanding requests
+ are dropped (their answers expire at the hub), buffered ones discarded. The next call starts
+ a new session (and reads DCO_HUB again). Always returns DCO_OK.
  */
 int dco_close(void);
 
@@ -366,8 +376,9 @@ int dco_worker_run(const dco_worker *w, dco_handler handler, void *user);
 
 /*
  Asks a running dco_worker_run to return after the request in hand (within about 100 ms when
- idle). Safe to call from any thread, including from the handler. Returns DCO_OK or
- DCO_E_INVALID (NULL).
+ idle); a dco_worker_run started afterwards returns at once. Safe to call from any thread,
+ including from the handler, and from a signal handler: on success it only sets an atomic
+ flag, and leaves dco_last_error as it was. Returns DCO_OK or DCO_E_INVALID (NULL).
  */
 int dco_worker_stop(const dco_worker *w);
 
@@ -379,8 +390,9 @@ void dco_worker_free(dco_worker *w);
 
 /*
  Appends `len` bytes at `data` to the reply being built. Call only from inside the handler,
- with the `reply` it received. Returns DCO_OK or DCO_E_INVALID (NULL `reply`, or NULL `data`
- with `len` > 0). The bytes are copied.
+ with the `reply` it received. Returns DCO_OK, DCO_E_INVALID (NULL `reply`, or NULL `data`
+ with `len` > 0) or DCO_E_TOO_LARGE (`len` larger than any buffer can be). The bytes are
+ copied.
  */
 int dco_reply_write(dco_reply *reply, const uint8_t *data, size_t len);
 

@@ -172,8 +172,11 @@ pub extern "C" fn dco_line(text: *const c_char) -> c_int {
 /// until its reply is read); DCO_ONEWAY asks for no reply (an id is returned all the same, but
 /// reading it gives DCO_E_UNKNOWN_ID). Returns the request id (> 0), or: DCO_E_INVALID (negative
 /// proxy id, unknown flag), DCO_E_BUSY (quota of outstanding requests reached),
-/// DCO_E_NOT_CONNECTED (no hub reachable), DCO_E_REFUSED. On error the body is kept.
-/// A proxy that no worker serves gives DCO_E_NO_ROUTE when its reply is read.
+/// DCO_E_NOT_CONNECTED (no hub reachable: the request is not taken), DCO_E_REFUSED. On error
+/// the body is kept, so the call can be retried. Once taken, a request is kept by the session
+/// until the hub acknowledges it (journaled), and sent again after a reconnect to the same or
+/// the next hub; the hub never runs a resent request twice. A proxy id the hub does not know
+/// gives DCO_E_NO_ROUTE when the reply is read; a known proxy with no worker now waits for one.
 #[no_mangle]
 pub extern "C" fn dco_send_request(proxy_id: i32, flags: i32) -> i64 {
     boundary(super::DCO_E_PANIC as i64, || {
@@ -182,8 +185,10 @@ pub extern "C" fn dco_send_request(proxy_id: i32, flags: i32) -> i64 {
 }
 
 /// Sends every buffered request of this thread's session in one write and returns once the hub
-/// has accepted them all. Returns DCO_OK (also when nothing was buffered) or
-/// DCO_E_NOT_CONNECTED (the buffered requests then fail with DCO_E_SYSTEM when read).
+/// has accepted them all (journaled as durably as its policy says). Returns DCO_OK (also when
+/// nothing was waiting), DCO_E_NOT_CONNECTED (no hub reachable: the requests stay in the
+/// session and go with the next flush or read), or DCO_E_TIMEOUT (no acknowledgement within
+/// 10 s: the requests are kept and sent again). Either way nothing is lost or run twice.
 #[no_mangle]
 pub extern "C" fn dco_flush() -> c_int {
     boundary(super::DCO_E_PANIC, || {
@@ -197,9 +202,12 @@ pub extern "C" fn dco_flush() -> c_int {
 /// snprintf-style: if it is larger than `cap`, `cap` bytes are copied and the reply stays in
 /// the session, so a second read with a big enough buffer gets it whole; a reply read whole is
 /// released. Replies may be read in any order. `buf` may be NULL when `cap` is 0 (to learn the
-/// length). Errors: DCO_E_TIMEOUT (the request stays outstanding; read again later),
-/// DCO_E_UNKNOWN_ID, DCO_E_INVALID, DCO_E_APP_FAIL (see dco_last_rcode), DCO_E_NO_ROUTE,
-/// DCO_E_SYSTEM, DCO_E_NOT_CONNECTED; failures release the request. `buf` stays the caller's.
+/// length). A lost connection is made again (the same hub, else the next of the list) and the
+/// wait goes on. Errors: DCO_E_TIMEOUT and DCO_E_NOT_CONNECTED (no hub reachable now) leave the
+/// request outstanding: read again later. DCO_E_UNKNOWN_ID, DCO_E_INVALID. The request's own
+/// outcome, which releases it: DCO_E_APP_FAIL (see dco_last_rcode), DCO_E_NO_ROUTE,
+/// DCO_E_BUSY (the hub refused it: over quota or journal full), DCO_E_SYSTEM (e.g. accepted
+/// by a hub that is no longer reachable). `buf` stays the caller's.
 #[no_mangle]
 pub extern "C" fn dco_read_request(
     request_id: i64,
@@ -239,7 +247,8 @@ pub extern "C" fn dco_last_request_id() -> i64 {
 }
 
 /// Drops interest in `request_id`: its reply, parked or still to come, is discarded and its
-/// quota freed. Returns DCO_OK or DCO_E_UNKNOWN_ID.
+/// place in this session's quota freed (the hub counts it until the worker answers). Returns
+/// DCO_OK or DCO_E_UNKNOWN_ID.
 #[no_mangle]
 pub extern "C" fn dco_cancel(request_id: i64) -> c_int {
     boundary(super::DCO_E_PANIC, || {
@@ -256,8 +265,9 @@ pub extern "C" fn dco_connect() -> c_int {
     })
 }
 
-/// Closes this thread's session: outstanding requests are dropped, buffered ones discarded. The
-/// next call connects afresh (and reads DCO_HUB again). Always returns DCO_OK.
+/// Closes this thread's session: the hub is told which replies were read, outstanding requests
+/// are dropped (their answers expire at the hub), buffered ones discarded. The next call starts
+/// a new session (and reads DCO_HUB again). Always returns DCO_OK.
 #[no_mangle]
 pub extern "C" fn dco_close() -> c_int {
     boundary(super::DCO_E_PANIC, || {
@@ -268,6 +278,7 @@ pub extern "C" fn dco_close() -> c_int {
                 }
             }
         });
+        super::clear_last_error();
         0
     })
 }

@@ -100,6 +100,7 @@ pub extern "C" fn dco_worker_set_capacity(w: *mut dco_worker, capacity: u32) -> 
         match unsafe { w.as_mut() } {
             Some(w) => {
                 w.cfg.capacity = capacity.max(1);
+                super::clear_last_error();
                 0
             }
             None => to_code::<()>(Err(Error::new(Status::Invalid, "worker is NULL")), |_| 0) as c_int,
@@ -148,14 +149,17 @@ pub extern "C" fn dco_worker_run(w: *const dco_worker, handler: dco_handler, use
 }
 
 /// Asks a running dco_worker_run to return after the request in hand (within about 100 ms when
-/// idle). Safe to call from any thread, including from the handler. Returns DCO_OK or
-/// DCO_E_INVALID (NULL).
+/// idle); a dco_worker_run started afterwards returns at once. Safe to call from any thread,
+/// including from the handler, and from a signal handler: on success it only sets an atomic
+/// flag, and leaves dco_last_error as it was. Returns DCO_OK or DCO_E_INVALID (NULL).
 #[no_mangle]
 pub extern "C" fn dco_worker_stop(w: *const dco_worker) -> c_int {
     boundary(super::DCO_E_PANIC, || {
         // SAFETY: a non-NULL `w` comes from dco_worker_new and is not yet freed (contract).
         match unsafe { w.as_ref() } {
             Some(w) => {
+                // Nothing else here: no lock, no allocation, no thread-local, so that this is
+                // async-signal-safe (see the doc comment).
                 w.stop.store(true, Ordering::SeqCst);
                 0
             }
@@ -177,8 +181,9 @@ pub extern "C" fn dco_worker_free(w: *mut dco_worker) {
 }
 
 /// Appends `len` bytes at `data` to the reply being built. Call only from inside the handler,
-/// with the `reply` it received. Returns DCO_OK or DCO_E_INVALID (NULL `reply`, or NULL `data`
-/// with `len` > 0). The bytes are copied.
+/// with the `reply` it received. Returns DCO_OK, DCO_E_INVALID (NULL `reply`, or NULL `data`
+/// with `len` > 0) or DCO_E_TOO_LARGE (`len` larger than any buffer can be). The bytes are
+/// copied.
 #[no_mangle]
 pub extern "C" fn dco_reply_write(reply: *mut dco_reply, data: *const u8, len: usize) -> c_int {
     boundary(super::DCO_E_PANIC, || {
@@ -197,6 +202,7 @@ pub extern "C" fn dco_reply_write(reply: *mut dco_reply, data: *const u8, len: u
             // SAFETY: non-NULL and `len` readable bytes per the contract.
             r.write(unsafe { std::slice::from_raw_parts(data, len) });
         }
+        super::clear_last_error();
         0
     })
 }
