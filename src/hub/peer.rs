@@ -122,8 +122,10 @@ const READ_CHUNK: usize = 64 * 1024;
 pub enum ReadOutcome {
     /// A full chunk was read; decode it and read again.
     Data,
-    /// Nothing more to read now (possibly after reading some: decode those).
+    /// A short read: decode it; the socket is probably drained.
     Drained,
+    /// Nothing to read now.
+    Empty,
     /// The peer closed its side.
     Closed,
 }
@@ -184,7 +186,7 @@ impl Peer {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.inbuf.truncate(old);
-                    return Ok(ReadOutcome::Drained);
+                    return Ok(ReadOutcome::Empty);
                 }
                 Err(e) => {
                     self.inbuf.truncate(old);

@@ -140,7 +140,8 @@ pub fn run(cfg: HubConfig, listeners: Listeners, shutdown: Shutdown) -> io::Resu
                 WAKER => {}
                 Token(t) => {
                     if event.is_readable() || event.is_read_closed() || event.is_error() {
-                        hub.read_peer(t);
+                        // After a hang-up, read on to the end: a short read is not the end then.
+                        hub.read_peer(t, event.is_read_closed() || event.is_error());
                     }
                     if event.is_writable() {
                         hub.mark_dirty(t);
@@ -354,8 +355,9 @@ impl Hub {
         }
     }
 
-    /// Reads from peer `t` until the socket is drained, handling frames as they complete.
-    fn read_peer(&mut self, t: usize) {
+    /// Reads from peer `t` until the socket is drained, handling frames as they complete. With
+    /// `to_end`, reads until the peer's end of stream instead of stopping at a short read.
+    fn read_peer(&mut self, t: usize, to_end: bool) {
         loop {
             let Some(peer) = self.peers.get_mut(t).and_then(|p| p.as_mut()) else {
                 return;
@@ -368,6 +370,12 @@ impl Hub {
                     self.process_input(t);
                 }
                 Ok(ReadOutcome::Drained) => {
+                    self.process_input(t);
+                    if !to_end {
+                        return;
+                    }
+                }
+                Ok(ReadOutcome::Empty) => {
                     self.process_input(t);
                     return;
                 }
