@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use dco::client::{Session, SessionConfig};
 use dco::hub::{HubConfig, HubHandle};
+use dco::journal::{Durability, Journal, JournalConfig};
 use dco::wire::HubAddr;
 use dco::worker::{self, Echo, WorkerConfig};
 
@@ -55,6 +56,111 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+/// A hub on a free port of this process, with or without a journal, in its own directory.
+struct LocalHub {
+    handle: Option<HubHandle>,
+    dir: std::path::PathBuf,
+}
+
+impl LocalHub {
+    fn start(tag: &str, durability: Option<Durability>) -> Result<LocalHub, String> {
+        let dir = std::env::temp_dir().join(format!("dco-bench-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let journal = durability.map(|d| {
+            let mut j = JournalConfig::new(dir.join("journal"));
+            j.durability = d;
+            j
+        });
+        let cfg = HubConfig {
+            listen: Some("127.0.0.1:0".into()),
+            unix: None,
+            journal,
+            data: dir.clone(),
+            ..HubConfig::default()
+        };
+        let handle = dco::hub::spawn(cfg).map_err(|e| format!("cannot start a hub: {e}"))?;
+        Ok(LocalHub {
+            handle: Some(handle),
+            dir,
+        })
+    }
+
+    fn addr(&self) -> String {
+        self.handle.as_ref().map(|h| h.addr()).unwrap_or_default()
+    }
+}
+
+impl Drop for LocalHub {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            let _ = h.stop();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// An echo worker thread; stopped when dropped.
+struct EchoThread {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<dco::Result<()>>>,
+}
+
+impl EchoThread {
+    fn start(hubs: Vec<HubAddr>, proxy: i32, capacity: u32) -> EchoThread {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut wcfg = WorkerConfig::new(hubs, vec![proxy]);
+        wcfg.name = "bench-echo".into();
+        wcfg.capacity = capacity.max(1024);
+        let wstop = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("bench-echo".into())
+            .spawn(move || worker::run(&wcfg, &mut Echo, &wstop))
+            .ok();
+        EchoThread { stop, thread }
+    }
+}
+
+impl Drop for EchoThread {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A session to `hubs` once `proxy` answers.
+fn ready_session(hubs: &[HubAddr], proxy: i32) -> Result<Session, String> {
+    let mut session = Session::new(SessionConfig::with_hubs(hubs.to_vec()));
+    let ready = Instant::now() + Duration::from_secs(10);
+    loop {
+        session.clear_body();
+        session.write(b"ping").map_err(|e| e.to_string())?;
+        match session.call(proxy, Some(Duration::from_secs(2))) {
+            Ok(_) => return Ok(session),
+            Err(e) if Instant::now() < ready => {
+                tracing::debug!("waiting for the echo worker: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(format!("the echo worker did not come up: {e}")),
+        }
+    }
+}
+
+fn row_latency(name: &str, l: &Latency, base: Option<&Latency>) {
+    let ratio = base
+        .map(|b| format!("{:.2}x", us(l.p50) / us(b.p50)))
+        .unwrap_or_else(|| "1.00x".into());
+    println!("{:<40} {:>10.1} {:>10.1} {:>14} {:>9}", name, us(l.p50), us(l.p99), "", ratio);
+}
+
+fn row_rate(name: &str, rate: f64, base: Option<f64>) {
+    let ratio = base
+        .map(|b| format!("{:.2}x", rate / b))
+        .unwrap_or_else(|| "1.00x".into());
+    println!("{:<40} {:>10} {:>10} {:>14.0} {:>9}", name, "", "", rate, ratio);
+}
+
 /// Runs the benchmark and prints the results.
 pub fn run(mut a: BenchArgs) -> Result<ExitCode, String> {
     if a.quick {
@@ -64,103 +170,167 @@ pub fn run(mut a: BenchArgs) -> Result<ExitCode, String> {
     let a = a;
     let window = a.window.max(1);
 
-    // The hub: the one given, or one on a free port of this process.
-    let local: Option<HubHandle> = match &a.hub {
+    // The main hub: the one given, or one without a journal (the routing path alone).
+    let local = match &a.hub {
         Some(_) => None,
-        None => {
-            let data = std::env::temp_dir().join(format!("dco-bench-{}", std::process::id()));
-            let cfg = HubConfig {
-                listen: Some("127.0.0.1:0".into()),
-                unix: None,
-                journal: None,
-                data,
-                ..HubConfig::default()
-            };
-            Some(dco::hub::spawn(cfg).map_err(|e| format!("cannot start a hub: {e}"))?)
-        }
+        None => Some(LocalHub::start("off", None)?),
     };
     let hub_addr = match (&a.hub, &local) {
         (Some(h), _) => h.clone(),
-        (None, Some(h)) => h.addr(),
-        (None, None) => unreachable!("a hub is either given or started"),
+        (_, Some(h)) => h.addr(),
+        (None, None) => return Err("no hub".into()),
     };
     let hubs = HubAddr::parse_list(&hub_addr)?;
-
-    // The echo worker.
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut wcfg = WorkerConfig::new(hubs.clone(), vec![a.proxy]);
-    wcfg.name = "bench-echo".into();
-    wcfg.capacity = (window as u32).max(1024);
-    let wstop = stop.clone();
-    let worker = std::thread::spawn(move || worker::run(&wcfg, &mut Echo, &wstop));
-
-    let mut session = Session::new(SessionConfig::with_hubs(hubs));
-    // Wait until the worker is registered: a call succeeds.
-    let ready = Instant::now() + Duration::from_secs(10);
-    loop {
-        session.write(b"ping").map_err(|e| e.to_string())?;
-        match session.call(a.proxy, Some(Duration::from_secs(2))) {
-            Ok(_) => break,
-            Err(e) if Instant::now() < ready => {
-                session.clear_body();
-                tracing::debug!("waiting for the echo worker: {e}");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => return Err(format!("the echo worker did not come up: {e}")),
-        }
-    }
+    let echo = EchoThread::start(hubs.clone(), a.proxy, window as u32);
+    let mut session = ready_session(&hubs, a.proxy)?;
 
     let relay = Relay::start().map_err(|e| format!("cannot start the relay: {e}"))?;
-    println!("dco bench: hub {hub_addr}, echo worker on proxy {}, 2-hop TCP relay on {}", a.proxy, relay.addr);
+    println!(
+        "dco bench: hub {hub_addr}{}, echo worker on proxy {}, 2-hop TCP relay on {}",
+        if local.is_some() { " (no journal)" } else { "" },
+        a.proxy,
+        relay.addr
+    );
     println!("rounds {} sequential, {} pipelined with {} in flight", a.rounds, a.requests, window);
     println!();
-    println!("{:<34} {:>10} {:>10} {:>14} {:>9}", "measurement", "p50 us", "p99 us", "req/s", "vs relay");
+    println!("{:<40} {:>10} {:>10} {:>14} {:>9}", "measurement", "p50 us", "p99 us", "req/s", "ratio");
 
+    let mut seq64_off = None;
     for size in [64usize, 4096] {
         let body = vec![0x5au8; size];
         let relay_lat = relay.sequential(&body, a.rounds).map_err(|e| e.to_string())?;
         let dco_lat = sequential(&mut session, a.proxy, &body, a.rounds)?;
-        println!(
-            "{:<34} {:>10.1} {:>10.1} {:>14} {:>9}",
-            format!("relay sequential {size} B"),
-            us(relay_lat.p50),
-            us(relay_lat.p99),
-            "",
-            "1.00x"
-        );
-        println!(
-            "{:<34} {:>10.1} {:>10.1} {:>14} {:>8.2}x",
-            format!("dco call_sync {size} B"),
-            us(dco_lat.p50),
-            us(dco_lat.p99),
-            "",
-            us(dco_lat.p50) / us(relay_lat.p50)
-        );
+        row_latency(&format!("relay sequential {size} B"), &relay_lat, None);
+        row_latency(&format!("dco call_sync {size} B"), &dco_lat, Some(&relay_lat));
         let relay_rate = relay.pipelined(&body, a.requests, window).map_err(|e| e.to_string())?;
         let dco_rate = pipelined(&mut session, a.proxy, &body, a.requests, window)?;
-        println!(
-            "{:<34} {:>10} {:>10} {:>14.0} {:>9}",
-            format!("relay pipelined {size} B"),
-            "",
-            "",
-            relay_rate,
-            "1.00x"
-        );
-        println!(
-            "{:<34} {:>10} {:>10} {:>14.0} {:>8.2}x",
-            format!("dco pipelined {size} B"),
-            "",
-            "",
-            dco_rate,
-            dco_rate / relay_rate
-        );
+        row_rate(&format!("relay pipelined {size} B"), relay_rate, None);
+        row_rate(&format!("dco pipelined {size} B"), dco_rate, Some(relay_rate));
+        if size == 64 {
+            seq64_off = Some(dco_lat);
+        }
+    }
+    drop(echo);
+    session.close();
+    drop(local);
+    if a.hub.is_some() {
+        return Ok(ExitCode::SUCCESS);
     }
 
-    stop.store(true, Ordering::SeqCst);
-    session.close();
-    let _ = worker.join();
-    drop(local);
+    // The journal: the same call with every request and reply journaled (policy none), against
+    // the hub without a journal measured above; then durable throughput with group commit.
+    println!();
+    let body64 = vec![0x5au8; 64];
+    {
+        let hub = LocalHub::start("none", Some(Durability::None))?;
+        let hubs = HubAddr::parse_list(&hub.addr())?;
+        let _echo = EchoThread::start(hubs.clone(), a.proxy, window as u32);
+        let mut s = ready_session(&hubs, a.proxy)?;
+        let lat = sequential(&mut s, a.proxy, &body64, a.rounds)?;
+        row_latency("journal none: call_sync 64 B", &lat, seq64_off.as_ref());
+        let rate = pipelined(&mut s, a.proxy, &body64, a.requests, window)?;
+        row_rate("journal none: pipelined 64 B", rate, None);
+        s.close();
+    }
+    {
+        let hub = LocalHub::start("batch", Some(Durability::Batch))?;
+        let hubs = HubAddr::parse_list(&hub.addr())?;
+        let _echo = EchoThread::start(hubs.clone(), a.proxy, 4096);
+        ready_session(&hubs, a.proxy)?.close();
+        let callers = 16;
+        let rate = durable_callers(&hubs, a.proxy, &body64, a.requests, callers)?;
+        row_rate(
+            &format!("journal batch: {callers} callers, acked 64 B"),
+            rate,
+            None,
+        );
+    }
+    journal_micro(a.quick)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `callers` threads, each sending batches of buffered requests and flushing (which waits for
+/// the hub's durable acknowledgement), then reading the replies. Returns acknowledged and
+/// answered requests per second.
+fn durable_callers(
+    hubs: &[HubAddr],
+    proxy: i32,
+    body: &[u8],
+    total: usize,
+    callers: usize,
+) -> Result<f64, String> {
+    let per = (total / callers).max(1);
+    let start = Instant::now();
+    let threads: Vec<_> = (0..callers)
+        .map(|_| {
+            let hubs = hubs.to_vec();
+            let body = body.to_vec();
+            std::thread::spawn(move || -> Result<(), String> {
+                let e = |e: dco::Error| e.to_string();
+                let mut s = Session::new(SessionConfig::with_hubs(hubs));
+                let batch = 256;
+                let mut done = 0;
+                while done < per {
+                    let n = batch.min(per - done);
+                    let mut first = 0;
+                    for i in 0..n {
+                        s.write(&body).map_err(e)?;
+                        let id = s.send(proxy, true, false).map_err(e)?;
+                        if i == 0 {
+                            first = id;
+                        }
+                    }
+                    s.flush().map_err(e)?;
+                    for id in first..first + n as u64 {
+                        s.read(id, Some(Duration::from_secs(30))).map_err(e)?;
+                    }
+                    done += n;
+                }
+                s.close();
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().map_err(|_| "a caller thread panicked".to_string())??;
+    }
+    Ok((per * callers) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// The journal alone: appends of 64 B records (policy none) and recovery speed.
+fn journal_micro(quick: bool) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("dco-bench-{}-journal", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = |e: std::io::Error| e.to_string();
+    let records: u64 = if quick { 200_000 } else { 5_000_000 };
+    let record = [0x42u8; 64];
+    let mut cfg = JournalConfig::new(&dir);
+    cfg.durability = Durability::None;
+    let (mut j, _) = Journal::open(cfg.clone(), Box::new(|| {}), |_, _, _| {}).map_err(err)?;
+    // Wait for the spare segment to be ready, as it is in a running hub.
+    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    for _ in 0..records {
+        let p = j.append(1, &[&record]).map_err(|e| e.to_string())?;
+        j.pin(p);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    drop(j);
+    row_rate("journal append 64 B, policy none", records as f64 / secs, None);
+    let start = Instant::now();
+    let mut n = 0u64;
+    let (_, report) = Journal::open(cfg, Box::new(|| {}), |_, _, _| n += 1).map_err(err)?;
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{:<40} {:>10} {:>10} {:>14} {:>9}",
+        format!("journal recovery: {} MB, {} records", report.bytes / 1_000_000, n),
+        "",
+        "",
+        format!("{:.2} GB/s", report.bytes as f64 / 1e9 / secs),
+        ""
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }
 
 fn sequential(s: &mut Session, proxy: i32, body: &[u8], rounds: usize) -> Result<Latency, String> {

@@ -87,6 +87,8 @@ impl Preparer {
                                 return;
                             }
                         }
+                        // Gone directory: the journal was closed and removed meanwhile.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
                         Err(e) => tracing::warn!("journal: cannot prepare a spare segment: {e}"),
                     }
                 }
