@@ -151,14 +151,24 @@ fn row_latency(name: &str, l: &Latency, base: Option<&Latency>) {
     let ratio = base
         .map(|b| format!("{:.2}x", us(l.p50) / us(b.p50)))
         .unwrap_or_else(|| "1.00x".into());
-    println!("{:<40} {:>10.1} {:>10.1} {:>14} {:>9}", name, us(l.p50), us(l.p99), "", ratio);
+    println!(
+        "{:<40} {:>10.1} {:>10.1} {:>14} {:>9}",
+        name,
+        us(l.p50),
+        us(l.p99),
+        "",
+        ratio
+    );
 }
 
 fn row_rate(name: &str, rate: f64, base: Option<f64>) {
     let ratio = base
         .map(|b| format!("{:.2}x", rate / b))
         .unwrap_or_else(|| "1.00x".into());
-    println!("{:<40} {:>10} {:>10} {:>14.0} {:>9}", name, "", "", rate, ratio);
+    println!(
+        "{:<40} {:>10} {:>10} {:>14.0} {:>9}",
+        name, "", "", rate, ratio
+    );
 }
 
 /// Runs the benchmark and prints the results.
@@ -191,24 +201,47 @@ pub fn run(mut a: BenchArgs) -> Result<ExitCode, String> {
         a.proxy,
         relay.addr
     );
-    println!("rounds {} sequential, {} pipelined with {} in flight", a.rounds, a.requests, window);
+    println!(
+        "rounds {} sequential, {} pipelined with {} in flight",
+        a.rounds, a.requests, window
+    );
     println!();
-    println!("{:<40} {:>10} {:>10} {:>14} {:>9}", "measurement", "p50 us", "p99 us", "req/s", "ratio");
+    println!(
+        "{:<40} {:>10} {:>10} {:>14} {:>9}",
+        "measurement", "p50 us", "p99 us", "req/s", "ratio"
+    );
 
-    let mut seq64_off = None;
+    let mut relay_conn = relay.connect().map_err(|e| e.to_string())?;
     for size in [64usize, 4096] {
         let body = vec![0x5au8; size];
-        let relay_lat = relay.sequential(&body, a.rounds).map_err(|e| e.to_string())?;
-        let dco_lat = sequential(&mut session, a.proxy, &body, a.rounds)?;
+        // Interleaved in slices, so both see the same machine.
+        let (mut lr, mut ld) = (Vec::new(), Vec::new());
+        sequential(&mut session, a.proxy, &body, a.rounds / 10)?;
+        Relay::sequential_raw(&mut relay_conn, &body, a.rounds / 10).map_err(|e| e.to_string())?;
+        let slice = 500;
+        for _ in 0..(a.rounds / slice).max(1) {
+            lr.extend(
+                Relay::sequential_raw(&mut relay_conn, &body, slice).map_err(|e| e.to_string())?,
+            );
+            ld.extend(sequential_raw(&mut session, a.proxy, &body, slice)?);
+        }
+        let (relay_lat, dco_lat) = (percentiles(lr), percentiles(ld));
         row_latency(&format!("relay sequential {size} B"), &relay_lat, None);
-        row_latency(&format!("dco call_sync {size} B"), &dco_lat, Some(&relay_lat));
-        let relay_rate = relay.pipelined(&body, a.requests, window).map_err(|e| e.to_string())?;
+        row_latency(
+            &format!("dco call_sync {size} B"),
+            &dco_lat,
+            Some(&relay_lat),
+        );
+        let relay_rate = relay
+            .pipelined(&body, a.requests, window)
+            .map_err(|e| e.to_string())?;
         let dco_rate = pipelined(&mut session, a.proxy, &body, a.requests, window)?;
         row_rate(&format!("relay pipelined {size} B"), relay_rate, None);
-        row_rate(&format!("dco pipelined {size} B"), dco_rate, Some(relay_rate));
-        if size == 64 {
-            seq64_off = Some(dco_lat);
-        }
+        row_rate(
+            &format!("dco pipelined {size} B"),
+            dco_rate,
+            Some(relay_rate),
+        );
     }
     drop(echo);
     session.close();
@@ -222,15 +255,28 @@ pub fn run(mut a: BenchArgs) -> Result<ExitCode, String> {
     println!();
     let body64 = vec![0x5au8; 64];
     {
-        let hub = LocalHub::start("none", Some(Durability::None))?;
-        let hubs = HubAddr::parse_list(&hub.addr())?;
-        let _echo = EchoThread::start(hubs.clone(), a.proxy, window as u32);
-        let mut s = ready_session(&hubs, a.proxy)?;
-        let lat = sequential(&mut s, a.proxy, &body64, a.rounds)?;
-        row_latency("journal none: call_sync 64 B", &lat, seq64_off.as_ref());
-        let rate = pipelined(&mut s, a.proxy, &body64, a.requests, window)?;
+        // Interleaved in small slices, so both see the same machine: no journal, journal none.
+        let off = LocalHub::start("off2", None)?;
+        let none = LocalHub::start("none", Some(Durability::None))?;
+        let off_hubs = HubAddr::parse_list(&off.addr())?;
+        let none_hubs = HubAddr::parse_list(&none.addr())?;
+        let _e1 = EchoThread::start(off_hubs.clone(), a.proxy, window as u32);
+        let _e2 = EchoThread::start(none_hubs.clone(), a.proxy, window as u32);
+        let mut s_off = ready_session(&off_hubs, a.proxy)?;
+        let mut s_none = ready_session(&none_hubs, a.proxy)?;
+        let (mut l_off, mut l_none) = (Vec::new(), Vec::new());
+        let slice = 500;
+        for _ in 0..(a.rounds / slice).max(1) {
+            l_off.extend(sequential_raw(&mut s_off, a.proxy, &body64, slice)?);
+            l_none.extend(sequential_raw(&mut s_none, a.proxy, &body64, slice)?);
+        }
+        let (l_off, l_none) = (percentiles(l_off), percentiles(l_none));
+        row_latency("no journal: call_sync 64 B (interleaved)", &l_off, None);
+        row_latency("journal none: call_sync 64 B", &l_none, Some(&l_off));
+        let rate = pipelined(&mut s_none, a.proxy, &body64, a.requests, window)?;
         row_rate("journal none: pipelined 64 B", rate, None);
-        s.close();
+        s_off.close();
+        s_none.close();
     }
     {
         let hub = LocalHub::start("batch", Some(Durability::Batch))?;
@@ -292,7 +338,8 @@ fn durable_callers(
         })
         .collect();
     for t in threads {
-        t.join().map_err(|_| "a caller thread panicked".to_string())??;
+        t.join()
+            .map_err(|_| "a caller thread panicked".to_string())??;
     }
     Ok((per * callers) as f64 / start.elapsed().as_secs_f64())
 }
@@ -316,14 +363,22 @@ fn journal_micro(quick: bool) -> Result<(), String> {
     }
     let secs = start.elapsed().as_secs_f64();
     drop(j);
-    row_rate("journal append 64 B, policy none", records as f64 / secs, None);
+    row_rate(
+        "journal append 64 B, policy none",
+        records as f64 / secs,
+        None,
+    );
     let start = Instant::now();
     let mut n = 0u64;
     let (_, report) = Journal::open(cfg, Box::new(|| {}), |_, _, _| n += 1).map_err(err)?;
     let secs = start.elapsed().as_secs_f64();
     println!(
         "{:<40} {:>10} {:>10} {:>14} {:>9}",
-        format!("journal recovery: {} MB, {} records", report.bytes / 1_000_000, n),
+        format!(
+            "journal recovery: {} MB, {} records",
+            report.bytes / 1_000_000,
+            n
+        ),
         "",
         "",
         format!("{:.2} GB/s", report.bytes as f64 / 1e9 / secs),
@@ -334,19 +389,33 @@ fn journal_micro(quick: bool) -> Result<(), String> {
 }
 
 fn sequential(s: &mut Session, proxy: i32, body: &[u8], rounds: usize) -> Result<Latency, String> {
+    // A tenth more, as warm-up, not counted.
+    sequential_raw(s, proxy, body, rounds / 10)?;
+    Ok(percentiles(sequential_raw(s, proxy, body, rounds)?))
+}
+
+/// `rounds` call_sync round trips; their durations.
+fn sequential_raw(
+    s: &mut Session,
+    proxy: i32,
+    body: &[u8],
+    rounds: usize,
+) -> Result<Vec<Duration>, String> {
     let mut v = Vec::with_capacity(rounds);
-    for i in 0..rounds + rounds / 10 {
+    for _ in 0..rounds {
         let t = Instant::now();
         s.write(body).map_err(|e| e.to_string())?;
         let r = s.call(proxy, None).map_err(|e| e.to_string())?;
         if r.body.len() != body.len() {
-            return Err(format!("echo returned {} bytes for {}", r.body.len(), body.len()));
+            return Err(format!(
+                "echo returned {} bytes for {}",
+                r.body.len(),
+                body.len()
+            ));
         }
-        if i >= rounds / 10 {
-            v.push(t.elapsed());
-        }
+        v.push(t.elapsed());
     }
-    Ok(percentiles(v))
+    Ok(v)
 }
 
 /// Keeps `window` requests in flight; returns requests per second.
@@ -445,19 +514,21 @@ impl Relay {
         Ok(s)
     }
 
-    fn sequential(&self, body: &[u8], rounds: usize) -> std::io::Result<Latency> {
-        let mut s = self.connect()?;
+    /// `rounds` round trips of `body` on `s`; their durations.
+    fn sequential_raw(
+        s: &mut TcpStream,
+        body: &[u8],
+        rounds: usize,
+    ) -> std::io::Result<Vec<Duration>> {
         let mut back = vec![0u8; body.len()];
         let mut v = Vec::with_capacity(rounds);
-        for i in 0..rounds + rounds / 10 {
+        for _ in 0..rounds {
             let t = Instant::now();
             s.write_all(body)?;
             s.read_exact(&mut back)?;
-            if i >= rounds / 10 {
-                v.push(t.elapsed());
-            }
+            v.push(t.elapsed());
         }
-        Ok(percentiles(v))
+        Ok(v)
     }
 
     /// Same pattern as the dco pipeline: keep `window` messages in flight, read in bulk.

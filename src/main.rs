@@ -18,7 +18,11 @@ mod bench;
 mod stats;
 
 #[derive(Parser)]
-#[command(name = "dco", version, about = "Call-out middleware for Oracle PL/SQL and C programs")]
+#[command(
+    name = "dco",
+    version,
+    about = "Call-out middleware for Oracle PL/SQL and C programs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -185,7 +189,8 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 journal: (!no_journal).then(|| {
                     let mut j = dco::journal::JournalConfig::new(data.join("journal"));
                     // A segment must hold the largest request with room to spare.
-                    j.segment_size = (segment_mb.max(1) << 20).max(2 * max_frame as usize + (1 << 20));
+                    j.segment_size =
+                        (segment_mb.max(1) << 20).max(2 * max_frame as usize + (1 << 20));
                     j.durability = durability;
                     j.recovery = recovery;
                     j

@@ -37,7 +37,16 @@ pub fn print(hubs: &[HubAddr], raw: bool) -> Result<ExitCode, String> {
     println!();
     println!(
         "{:>8} {:>8} {:>7} {:>12} {:>12} {:>9} {:>9} {:>9} {:>8} {:>8}",
-        "proxy", "workers", "queued", "requests", "replies", "errors", "no-route", "redeliv", "p50 us", "p99 us"
+        "proxy",
+        "workers",
+        "queued",
+        "requests",
+        "replies",
+        "errors",
+        "no-route",
+        "redeliv",
+        "p50 us",
+        "p99 us"
     );
     for p in v["proxies"].as_array().into_iter().flatten() {
         println!(

@@ -1,6 +1,8 @@
 //! [`Session`]: the six calls of the caller's API, in Rust.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use ahash::AHashMap as HashMap;
 use std::time::{Duration, Instant};
 
 use crate::status::{Error, Result, Status};
@@ -471,7 +473,11 @@ impl Session {
                         ),
                     ))
                 }
-                Some(Pending::Done { status, rcode, body }) => {
+                Some(Pending::Done {
+                    status,
+                    rcode,
+                    body,
+                }) => {
                     if *status == 0 {
                         return Ok(());
                     }
@@ -524,10 +530,7 @@ impl Session {
             wire::encode_done(&mut conn.out, &self.done_ids);
             self.done_ids.clear();
         }
-        let first_unwritten = self
-            .entries
-            .iter()
-            .position(|e| e.id > self.written_id);
+        let first_unwritten = self.entries.iter().position(|e| e.id > self.written_id);
         if let Some(i) = first_unwritten {
             let from = self.entries[i].start - self.log_base;
             conn.out.extend_from_slice(&self.log[from..]);
@@ -583,7 +586,11 @@ impl Session {
             };
             let n = match conn.next_frame() {
                 Err(e) => {
-                    end = Some((Status::Protocol, format!("bad frame from the hub: {e}"), false));
+                    end = Some((
+                        Status::Protocol,
+                        format!("bad frame from the hub: {e}"),
+                        false,
+                    ));
                     break;
                 }
                 Ok(None) => break,
@@ -656,7 +663,11 @@ impl Session {
                 self.done_ids.clear();
             }
             if !conn.out.is_empty() && conn.flush().is_err() && end.is_none() {
-                end = Some((Status::NotConnected, "sending to the hub failed".into(), false));
+                end = Some((
+                    Status::NotConnected,
+                    "sending to the hub failed".into(),
+                    false,
+                ));
             }
         }
         match end {

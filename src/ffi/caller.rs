@@ -87,7 +87,10 @@ unsafe fn output<'a>(buf: *mut u8, cap: usize) -> Result<&'a mut [u8]> {
         return Err(Error::new(Status::Invalid, "buf is NULL but cap is not 0"));
     }
     if cap > isize::MAX as usize {
-        return Err(Error::new(Status::Invalid, "cap is larger than any buffer can be"));
+        return Err(Error::new(
+            Status::Invalid,
+            "cap is larger than any buffer can be",
+        ));
     }
     // SAFETY: non-NULL and `cap` writable bytes per this function's contract.
     Ok(unsafe { std::slice::from_raw_parts_mut(buf, cap) })
@@ -111,7 +114,10 @@ fn op_line(s: &mut Session, text: *const c_char) -> Result<()> {
 
 fn op_send(s: &mut Session, proxy: i32, flags: i32) -> Result<u64> {
     if flags & !(DCO_BUFFERED | DCO_ONEWAY) != 0 {
-        return Err(Error::new(Status::Invalid, format!("unknown flags {flags:#x}")));
+        return Err(Error::new(
+            Status::Invalid,
+            format!("unknown flags {flags:#x}"),
+        ));
     }
     s.send(proxy, flags & DCO_BUFFERED != 0, flags & DCO_ONEWAY != 0)
 }
@@ -120,7 +126,10 @@ fn op_read(s: &mut Session, id: i64, timeout_ms: i32, buf: *mut u8, cap: usize) 
     // SAFETY: the C caller promises `buf` has `cap` writable bytes (dco_read_request contract).
     let out = unsafe { output(buf, cap)? };
     if id <= 0 {
-        return Err(Error::new(Status::UnknownId, format!("request id {id} was never issued")));
+        return Err(Error::new(
+            Status::UnknownId,
+            format!("request id {id} was never issued"),
+        ));
     }
     let r = s.read_into(id as u64, timeout(timeout_ms), out);
     match &r {
@@ -130,7 +139,13 @@ fn op_read(s: &mut Session, id: i64, timeout_ms: i32, buf: *mut u8, cap: usize) 
     r.map(|(n, _)| n)
 }
 
-fn op_call(s: &mut Session, proxy: i32, timeout_ms: i32, buf: *mut u8, cap: usize) -> Result<usize> {
+fn op_call(
+    s: &mut Session,
+    proxy: i32,
+    timeout_ms: i32,
+    buf: *mut u8,
+    cap: usize,
+) -> Result<usize> {
     // SAFETY: the C caller promises `buf` has `cap` writable bytes (dco_call_sync contract).
     let out = unsafe { output(buf, cap)? };
     let r = s.call_into(proxy, timeout(timeout_ms), out);
@@ -180,7 +195,9 @@ pub extern "C" fn dco_line(text: *const c_char) -> c_int {
 #[no_mangle]
 pub extern "C" fn dco_send_request(proxy_id: i32, flags: i32) -> i64 {
     boundary(super::DCO_E_PANIC as i64, || {
-        to_code(with_thread_session(|s| op_send(s, proxy_id, flags)), |id| id as i64)
+        to_code(with_thread_session(|s| op_send(s, proxy_id, flags)), |id| {
+            id as i64
+        })
     })
 }
 
@@ -252,7 +269,10 @@ pub extern "C" fn dco_last_request_id() -> i64 {
 #[no_mangle]
 pub extern "C" fn dco_cancel(request_id: i64) -> c_int {
     boundary(super::DCO_E_PANIC, || {
-        to_code(with_thread_session(|s| s.cancel(request_id.max(0) as u64)), |_| 0) as c_int
+        to_code(
+            with_thread_session(|s| s.cancel(request_id.max(0) as u64)),
+            |_| 0,
+        ) as c_int
     })
 }
 
@@ -330,7 +350,11 @@ pub extern "C" fn dco_session_free(session: *mut dco_session) {
 
 /// dco_write on an explicit session. DCO_E_INVALID if `session` is NULL.
 #[no_mangle]
-pub extern "C" fn dco_session_write(session: *mut dco_session, data: *const u8, len: usize) -> c_int {
+pub extern "C" fn dco_session_write(
+    session: *mut dco_session,
+    data: *const u8,
+    len: usize,
+) -> c_int {
     boundary(super::DCO_E_PANIC, || {
         to_code(with_handle(session, |s| op_write(s, data, len)), |_| 0) as c_int
     })
@@ -352,7 +376,10 @@ pub extern "C" fn dco_session_send_request(
     flags: i32,
 ) -> i64 {
     boundary(super::DCO_E_PANIC as i64, || {
-        to_code(with_handle(session, |s| op_send(s, proxy_id, flags)), |id| id as i64)
+        to_code(
+            with_handle(session, |s| op_send(s, proxy_id, flags)),
+            |id| id as i64,
+        )
     })
 }
 

@@ -119,10 +119,7 @@ fn static_cstr(s: &'static str) -> *const c_char {
             .map(|t| (t, CString::new(t).unwrap_or_default()))
             .collect()
     });
-    TABLE
-        .get(s)
-        .map(|c| c.as_ptr())
-        .unwrap_or(c"".as_ptr())
+    TABLE.get(s).map(|c| c.as_ptr()).unwrap_or(c"".as_ptr())
 }
 
 #[cfg(test)]

@@ -43,8 +43,9 @@ pub struct dco_delivery {
 /// for success or any other value for an application failure with that return code (the
 /// caller then gets DCO_E_APP_FAIL and dco_last_rcode() == the value). `user` is the pointer
 /// given to dco_worker_run. Called on the thread running dco_worker_run, one request at a time.
-pub type dco_handler =
-    Option<unsafe extern "C" fn(user: *mut c_void, d: *const dco_delivery, reply: *mut dco_reply) -> i32>;
+pub type dco_handler = Option<
+    unsafe extern "C" fn(user: *mut c_void, d: *const dco_delivery, reply: *mut dco_reply) -> i32,
+>;
 
 /// Creates a worker serving the `n` proxy ids at `proxies` on the comma-separated hub list
 /// `hubs` (NULL: DCO_HUB, default 127.0.0.1:7790). The ids are copied.
@@ -52,7 +53,11 @@ pub type dco_handler =
 /// Returns the worker, to be freed with dco_worker_free, or NULL with dco_last_error set
 /// (DCO_E_INVALID: NULL `proxies`, `n` 0 or over 4096, a negative id, a malformed hub list).
 #[no_mangle]
-pub extern "C" fn dco_worker_new(hubs: *const c_char, proxies: *const i32, n: usize) -> *mut dco_worker {
+pub extern "C" fn dco_worker_new(
+    hubs: *const c_char,
+    proxies: *const i32,
+    n: usize,
+) -> *mut dco_worker {
     boundary(std::ptr::null_mut(), || {
         let made = (|| {
             if proxies.is_null() || n == 0 || n > crate::wire::MAX_PROXIES {
@@ -64,7 +69,10 @@ pub extern "C" fn dco_worker_new(hubs: *const c_char, proxies: *const i32, n: us
             // SAFETY: non-NULL, `n` is at most 4096, and the caller promises `n` readable i32s.
             let ids = unsafe { std::slice::from_raw_parts(proxies, n) }.to_vec();
             if let Some(p) = ids.iter().find(|p| **p < 0) {
-                return Err(Error::new(Status::Invalid, format!("proxy id {p} is negative")));
+                return Err(Error::new(
+                    Status::Invalid,
+                    format!("proxy id {p} is negative"),
+                ));
             }
             let hub_list = if hubs.is_null() {
                 crate::wire::hubs_from_env()
@@ -103,7 +111,9 @@ pub extern "C" fn dco_worker_set_capacity(w: *mut dco_worker, capacity: u32) -> 
                 super::clear_last_error();
                 0
             }
-            None => to_code::<()>(Err(Error::new(Status::Invalid, "worker is NULL")), |_| 0) as c_int,
+            None => {
+                to_code::<()>(Err(Error::new(Status::Invalid, "worker is NULL")), |_| 0) as c_int
+            }
         }
     })
 }
@@ -116,15 +126,21 @@ pub extern "C" fn dco_worker_set_capacity(w: *mut dco_worker, capacity: u32) -> 
 /// (a hub refused the worker: wrong secret, proxies not allowed). The library keeps no pointer
 /// to `user` after it returns.
 #[no_mangle]
-pub extern "C" fn dco_worker_run(w: *const dco_worker, handler: dco_handler, user: *mut c_void) -> c_int {
+pub extern "C" fn dco_worker_run(
+    w: *const dco_worker,
+    handler: dco_handler,
+    user: *mut c_void,
+) -> c_int {
     boundary(super::DCO_E_PANIC, || {
         // SAFETY: a non-NULL `w` comes from dco_worker_new and is not freed while running
         // (contract); only shared access is taken, so dco_worker_stop may run concurrently.
         let Some(w) = (unsafe { w.as_ref() }) else {
-            return to_code::<()>(Err(Error::new(Status::Invalid, "worker is NULL")), |_| 0) as c_int;
+            return to_code::<()>(Err(Error::new(Status::Invalid, "worker is NULL")), |_| 0)
+                as c_int;
         };
         let Some(h) = handler else {
-            return to_code::<()>(Err(Error::new(Status::Invalid, "handler is NULL")), |_| 0) as c_int;
+            return to_code::<()>(Err(Error::new(Status::Invalid, "handler is NULL")), |_| 0)
+                as c_int;
         };
         let mut call = |d: &Delivery<'_>, reply: &mut ReplyBuf<'_>| -> Outcome {
             let cd = dco_delivery {
@@ -163,7 +179,9 @@ pub extern "C" fn dco_worker_stop(w: *const dco_worker) -> c_int {
                 w.stop.store(true, Ordering::SeqCst);
                 0
             }
-            None => to_code::<()>(Err(Error::new(Status::Invalid, "worker is NULL")), |_| 0) as c_int,
+            None => {
+                to_code::<()>(Err(Error::new(Status::Invalid, "worker is NULL")), |_| 0) as c_int
+            }
         }
     })
 }
@@ -188,8 +206,10 @@ pub extern "C" fn dco_worker_free(w: *mut dco_worker) {
 pub extern "C" fn dco_reply_write(reply: *mut dco_reply, data: *const u8, len: usize) -> c_int {
     boundary(super::DCO_E_PANIC, || {
         if reply.is_null() || (data.is_null() && len > 0) {
-            return to_code::<()>(Err(Error::new(Status::Invalid, "reply or data is NULL")), |_| 0)
-                as c_int;
+            return to_code::<()>(
+                Err(Error::new(Status::Invalid, "reply or data is NULL")),
+                |_| 0,
+            ) as c_int;
         }
         if len > isize::MAX as usize {
             return to_code::<()>(Err(Error::new(Status::TooLarge, "len is too large")), |_| 0)

@@ -71,13 +71,16 @@ impl Hub {
                 Ok(())
             }
             (_, Frame::Pong { .. }) => Ok(()),
-            (Role::Caller(_), Frame::Request {
-                id,
-                proxy,
-                flags,
-                body,
-                ..
-            }) => self.on_request(t, id, proxy, flags, body),
+            (
+                Role::Caller(_),
+                Frame::Request {
+                    id,
+                    proxy,
+                    flags,
+                    body,
+                    ..
+                },
+            ) => self.on_request(t, id, proxy, flags, body),
             (Role::Caller(c), Frame::Cancel { id }) => {
                 // The caller dropped the request: its reply, if it comes, is not kept.
                 let session = c.session;
@@ -93,12 +96,15 @@ impl Hub {
                 }
                 Ok(())
             }
-            (Role::Worker(_), Frame::Result {
-                tag,
-                status,
-                rcode,
-                body,
-            }) => self.on_result(t, tag, status, rcode, body),
+            (
+                Role::Worker(_),
+                Frame::Result {
+                    tag,
+                    status,
+                    rcode,
+                    body,
+                },
+            ) => self.on_result(t, tag, status, rcode, body),
             (Role::Monitor, Frame::StatsRequest) => {
                 let json = serde_json::to_vec(&self.snapshot())
                     .map_err(|e| (Status::System, e.to_string()))?;
@@ -133,7 +139,10 @@ impl Hub {
         let role = match h.role {
             wire::Role::Caller => {
                 if h.session == 0 {
-                    return Err((Status::Invalid, "a caller's session id must not be 0".into()));
+                    return Err((
+                        Status::Invalid,
+                        "a caller's session id must not be 0".into(),
+                    ));
                 }
                 Role::Caller(Caller {
                     session: h.session,
@@ -145,7 +154,10 @@ impl Hub {
             }
             wire::Role::Worker => {
                 if h.proxies.is_empty() {
-                    return Err((Status::Invalid, "a worker must serve at least one proxy".into()));
+                    return Err((
+                        Status::Invalid,
+                        "a worker must serve at least one proxy".into(),
+                    ));
                 }
                 if let Some(p) = h.proxies.iter().find(|p| **p < 0) {
                     return Err((Status::Invalid, format!("proxy id {p} is negative")));
@@ -173,7 +185,10 @@ impl Hub {
         // A session that comes back on a new connection leaves its old one.
         let mut replaced = None;
         if is_caller {
-            let ss = self.sessions.entry(h.session).or_insert_with(SessionState::new);
+            let ss = self
+                .sessions
+                .entry(h.session)
+                .or_insert_with(SessionState::new);
             if let Some((old_t, old_id)) = ss.conn {
                 if old_t != t {
                     replaced = Some((old_t, old_id));
@@ -268,7 +283,14 @@ impl Hub {
         let inflight = ss.inflight;
         let oneway = flags & wire::REQ_ONEWAY != 0;
         if proxy < 0 {
-            self.reject(t, session, id, oneway, Status::Invalid, "proxy id must not be negative");
+            self.reject(
+                t,
+                session,
+                id,
+                oneway,
+                Status::Invalid,
+                "proxy id must not be negative",
+            );
             return Ok(());
         }
         if !self.router.is_known(proxy) {
@@ -334,7 +356,10 @@ impl Hub {
             return;
         }
         let head = records::reply_head(session, id, status.code(), 0);
-        match self.store.append(records::REPLY, &[&head, msg.as_bytes()], true) {
+        match self
+            .store
+            .append(records::REPLY, &[&head, msg.as_bytes()], true)
+        {
             Ok(rpos) => {
                 self.store.pin(rpos);
                 if let Some(ss) = self.sessions.get_mut(&session) {
@@ -342,7 +367,10 @@ impl Hub {
                 }
                 self.push_unacked(t, rpos, id);
             }
-            Err(e) => tracing::warn!("answer to request {id} not journaled: {}", store::describe(&e)),
+            Err(e) => tracing::warn!(
+                "answer to request {id} not journaled: {}",
+                store::describe(&e)
+            ),
         }
         let Some(peer) = self.peer(t) else {
             return;
@@ -387,7 +415,11 @@ impl Hub {
                 tracing::error!("journal record at {pos:#x} is not a request; dropped");
                 continue;
             };
-            let attempt = self.attempts.remove(&pos).unwrap_or(0) + 1;
+            let attempt = if self.attempts.is_empty() {
+                1
+            } else {
+                self.attempts.remove(&pos).unwrap_or(0) + 1
+            };
             let tag = self.flights.insert(Flight {
                 session: a.session,
                 request: a.request,

@@ -19,17 +19,18 @@ impl Listeners {
     /// gets its port back at once. A Unix socket file left by a dead hub is removed; one that
     /// a live hub still answers on is an error.
     pub fn bind(cfg: &HubConfig) -> io::Result<Listeners> {
-        let tcp = match &cfg.listen {
-            None => None,
-            Some(a) => {
-                let addr = std::net::ToSocketAddrs::to_socket_addrs(a.as_str())?
-                    .next()
-                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?;
-                Some(mio::net::TcpListener::bind(addr).map_err(|e| {
-                    io::Error::new(e.kind(), format!("cannot listen on {a}: {e}"))
-                })?)
-            }
-        };
+        let tcp =
+            match &cfg.listen {
+                None => None,
+                Some(a) => {
+                    let addr = std::net::ToSocketAddrs::to_socket_addrs(a.as_str())?
+                        .next()
+                        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?;
+                    Some(mio::net::TcpListener::bind(addr).map_err(|e| {
+                        io::Error::new(e.kind(), format!("cannot listen on {a}: {e}"))
+                    })?)
+                }
+            };
         let unix = match &cfg.unix {
             None => None,
             Some(p) => {

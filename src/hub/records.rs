@@ -54,7 +54,13 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 }
 
 /// The fixed part of an ACCEPT record.
-pub fn accept_head(session: u64, request: u64, proxy: i32, flags: u32, accepted_ms: u64) -> [u8; ACCEPT_FIXED] {
+pub fn accept_head(
+    session: u64,
+    request: u64,
+    proxy: i32,
+    flags: u32,
+    accepted_ms: u64,
+) -> [u8; ACCEPT_FIXED] {
     let mut h = [0u8; ACCEPT_FIXED];
     h[0..8].copy_from_slice(&session.to_le_bytes());
     h[8..16].copy_from_slice(&request.to_le_bytes());

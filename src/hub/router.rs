@@ -1,7 +1,9 @@
 //! Which workers serve which proxy id, and each proxy's queue of requests waiting for a
 //! worker with room (one queue, many servers).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
+
+use ahash::AHashMap as HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -125,7 +127,6 @@ impl Router {
     pub fn proxy(&mut self, id: i32) -> &mut Proxy {
         self.proxies.entry(id).or_default()
     }
-
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 
 use super::flights::Flights;
 use super::listener::Listeners;
@@ -275,7 +275,10 @@ impl Hub {
                 continue;
             };
             let proxy = a.proxy;
-            let ss = self.sessions.entry(session).or_insert_with(SessionState::new);
+            let ss = self
+                .sessions
+                .entry(session)
+                .or_insert_with(SessionState::new);
             ss.inflight += 1;
             if let Some(n) = rec.attempts.get(&(session, a.request)) {
                 self.attempts.insert(pos, *n);
@@ -284,11 +287,17 @@ impl Hub {
         }
         for ((session, request), rpos) in rec.replies {
             self.store.pin(rpos);
-            let ss = self.sessions.entry(session).or_insert_with(SessionState::new);
+            let ss = self
+                .sessions
+                .entry(session)
+                .or_insert_with(SessionState::new);
             ss.replies.insert(request, rpos);
         }
         for (session, upto) in rec.upto {
-            let ss = self.sessions.entry(session).or_insert_with(SessionState::new);
+            let ss = self
+                .sessions
+                .entry(session)
+                .or_insert_with(SessionState::new);
             ss.accepted_upto = ss.accepted_upto.max(upto);
         }
         // Sessions with nothing left are not kept.
@@ -551,7 +560,10 @@ impl Hub {
 
     /// Tells every peer the hub is quitting, writes what the kernel takes, and closes all.
     fn quit(&mut self) {
-        tracing::info!("hub quitting: telling {} peers", self.peers.iter().flatten().count());
+        tracing::info!(
+            "hub quitting: telling {} peers",
+            self.peers.iter().flatten().count()
+        );
         for t in 0..self.peers.len() {
             if let Some(peer) = self.peers[t].as_mut() {
                 wire::encode_quit(&mut peer.out, "the hub is shutting down");

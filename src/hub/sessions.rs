@@ -2,7 +2,7 @@
 //! restarts. A session is named by the random id the caller's library picks once; requests are
 //! named by (session, request id).
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 use std::time::Instant;
 
 use crate::journal::Pos;

@@ -3,7 +3,7 @@
 //! Both hand out positions ([`Pos`]) and keep a record while it is pinned, so the rest of the
 //! hub is the same either way.
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 use std::io;
 
 use crate::journal::{AppendError, Journal, Pos};

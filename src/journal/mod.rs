@@ -29,8 +29,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-pub use segment::SEGMENT_HEADER;
 use segment::Segment;
+pub use segment::SEGMENT_HEADER;
 
 /// Where a record is: `segment seq << 32 | offset`. Positions grow with every append, so they
 /// double as log sequence numbers.
@@ -63,7 +63,9 @@ impl std::str::FromStr for Durability {
             "none" => Ok(Durability::None),
             "batch" => Ok(Durability::Batch),
             "always" => Ok(Durability::Always),
-            _ => Err(format!("durability must be none, batch or always, not '{s}'")),
+            _ => Err(format!(
+                "durability must be none, batch or always, not '{s}'"
+            )),
         }
     }
 }
@@ -84,7 +86,9 @@ impl std::str::FromStr for RecoveryMode {
         match s {
             "tolerate-tail" => Ok(RecoveryMode::TolerateTailCorruption),
             "salvage" => Ok(RecoveryMode::Salvage),
-            _ => Err(format!("recovery must be tolerate-tail or salvage, not '{s}'")),
+            _ => Err(format!(
+                "recovery must be tolerate-tail or salvage, not '{s}'"
+            )),
         }
     }
 }
@@ -197,7 +201,10 @@ impl Journal {
         for (i, &seq) in seqs.iter().enumerate() {
             let is_last = Some(seq) == last;
             if i > 0 && seqs[i - 1] + 1 != seq {
-                let msg = format!("segment {} is missing", file_name_range(seqs[i - 1] + 1, seq));
+                let msg = format!(
+                    "segment {} is missing",
+                    file_name_range(seqs[i - 1] + 1, seq)
+                );
                 if cfg.recovery == RecoveryMode::Salvage {
                     tracing::error!("journal: {msg}; salvaging what follows");
                     report.damage.push(msg);
@@ -352,7 +359,11 @@ impl Journal {
             .ok_or_else(|| AppendError::Full(io::Error::other("active segment missing")))?;
         let n = record::encode(&mut st.seg.data_mut()[at..], seq, kind, parts);
         self.write_off = at + n;
-        if self.touched.last().is_none_or(|f| !Arc::ptr_eq(f, &st.seg.file)) {
+        if self
+            .touched
+            .last()
+            .is_none_or(|f| !Arc::ptr_eq(f, &st.seg.file))
+        {
             self.touched.push(st.seg.file.clone());
         }
         if self.cfg.durability == Durability::None {
@@ -505,7 +516,11 @@ fn file_name_range(from: u64, to: u64) -> String {
     if from + 1 == to {
         segment::file_name(from)
     } else {
-        format!("{} .. {}", segment::file_name(from), segment::file_name(to - 1))
+        format!(
+            "{} .. {}",
+            segment::file_name(from),
+            segment::file_name(to - 1)
+        )
     }
 }
 

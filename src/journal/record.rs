@@ -133,7 +133,13 @@ mod tests {
             let mut b = buf.clone();
             b[i] ^= 0x10;
             assert!(
-                !matches!(scan(&b, 7, 0), Scan::Record { payload: b"abcde", .. }),
+                !matches!(
+                    scan(&b, 7, 0),
+                    Scan::Record {
+                        payload: b"abcde",
+                        ..
+                    }
+                ),
                 "flip at {i}"
             );
         }

@@ -156,7 +156,10 @@ impl Segment {
         let mut s = [0u8; 8];
         s.copy_from_slice(&h[16..24]);
         if u64::from_le_bytes(s) != seq {
-            return Err(bad(path, "sequence number in the header differs from the file name"));
+            return Err(bad(
+                path,
+                "sequence number in the header differs from the file name",
+            ));
         }
         Ok(Segment {
             seq,

@@ -14,9 +14,10 @@ mod frame;
 pub use conn::{hubs_from_env, Conn, ConnError, HubAddr, DEFAULT_HUB};
 
 pub use frame::{
-    decode, encode_ack, encode_cancel, encode_deliver, encode_done, encode_hello, encode_ping, encode_pong,
-    encode_quit, encode_refuse, encode_reply, encode_request, encode_result, encode_stats,
-    encode_stats_request, encode_welcome, Frame, FrameType, Hello, Role, WireError, Welcome,
+    decode, encode_ack, encode_cancel, encode_deliver, encode_done, encode_hello, encode_ping,
+    encode_pong, encode_quit, encode_refuse, encode_reply, encode_request, encode_result,
+    encode_stats, encode_stats_request, encode_welcome, Frame, FrameType, Hello, Role, Welcome,
+    WireError,
 };
 
 /// The four bytes that open every HELLO payload.

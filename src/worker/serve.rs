@@ -119,7 +119,10 @@ pub fn run(cfg: &WorkerConfig, handler: &mut dyn Handler, stop: &AtomicBool) -> 
         return Err(Error::new(Status::Invalid, "no hub address configured"));
     }
     if cfg.proxies.is_empty() {
-        return Err(Error::new(Status::Invalid, "a worker must serve at least one proxy"));
+        return Err(Error::new(
+            Status::Invalid,
+            "a worker must serve at least one proxy",
+        ));
     }
     let mut backoff = Duration::from_millis(50);
     let mut index = 0;
@@ -203,7 +206,10 @@ fn serve(
         loop {
             let mut out = std::mem::take(&mut conn.out);
             let step = match conn.next_frame() {
-                Err(e) => Err(Error::new(Status::Protocol, format!("bad frame from the hub: {e}"))),
+                Err(e) => Err(Error::new(
+                    Status::Protocol,
+                    format!("bad frame from the hub: {e}"),
+                )),
                 Ok(None) => Ok(None),
                 Ok(Some((frame, n))) => {
                     let r = handle_frame(frame, &mut out, handler, max_body);
@@ -223,7 +229,9 @@ fn serve(
         let dead_at = conn.last_rx + keepalive * 3;
         let now = Instant::now();
         if now >= dead_at {
-            return Err(lost("the hub stopped answering (keep-alive expired)".into()));
+            return Err(lost(
+                "the hub stopped answering (keep-alive expired)".into(),
+            ));
         }
         conn.fill(Some((now + STOP_POLL).min(dead_at)))
             .map_err(|e| lost(e.to_string()))?;
@@ -287,7 +295,10 @@ fn handle_frame(
         Frame::Pong { .. } => Ok(()),
         Frame::Refuse { code, message } => Err(Error::new(
             Status::from_code(code),
-            format!("hub closed the worker: {}", String::from_utf8_lossy(message)),
+            format!(
+                "hub closed the worker: {}",
+                String::from_utf8_lossy(message)
+            ),
         )),
         Frame::Quit { message } => Err(Error::new(
             Status::NotConnected,
