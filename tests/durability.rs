@@ -71,11 +71,18 @@ fn hub_and_worker_crashes_lose_nothing_and_repeat_no_reply() {
                 // Oldest first; at most one short wait per round so the window refills.
                 let mut waited = false;
                 while let Some(&(id, i)) = outstanding.front() {
-                    let t = if waited { Duration::ZERO } else { Duration::from_millis(100) };
+                    let t = if waited {
+                        Duration::ZERO
+                    } else {
+                        Duration::from_millis(100)
+                    };
                     waited = true;
                     match s.read(id, Some(t)) {
                         Ok(r) => {
-                            assert!(got.insert(i, r.body).is_none(), "request {i} answered twice");
+                            assert!(
+                                got.insert(i, r.body).is_none(),
+                                "request {i} answered twice"
+                            );
                             outstanding.pop_front();
                         }
                         Err(e) if matches!(e.status, Status::Timeout) => break,
@@ -93,7 +100,10 @@ fn hub_and_worker_crashes_lose_nothing_and_repeat_no_reply() {
             for i in 0..total {
                 assert_eq!(got[&i], body_of(i), "reply of request {i}");
             }
-            assert_eq!(s.read(1, Some(Duration::ZERO)).unwrap_err().status, Status::UnknownId);
+            assert_eq!(
+                s.read(1, Some(Duration::ZERO)).unwrap_err().status,
+                Status::UnknownId
+            );
             got.len()
         })
     };
@@ -112,7 +122,10 @@ fn hub_and_worker_crashes_lose_nothing_and_repeat_no_reply() {
     }
     let n = caller.join().expect("the caller thread failed");
     assert_eq!(n as u64, total);
-    assert!(crashes >= 2, "the caller finished before the crashes ({crashes}): make it longer");
+    assert!(
+        crashes >= 2,
+        "the caller finished before the crashes ({crashes}): make it longer"
+    );
 }
 
 #[test]
@@ -126,16 +139,26 @@ fn a_request_waits_for_a_worker_across_a_hub_restart() {
         })
         .collect();
     s.flush().unwrap();
-    assert_eq!(s.unacknowledged(), 0, "flush returns once the hub holds them all");
+    assert_eq!(
+        s.unacknowledged(),
+        0,
+        "flush returns once the hub holds them all"
+    );
     // Unknown proxies still fail at once.
     s.write(b"x").unwrap();
-    assert_eq!(s.call(4, Some(Duration::from_secs(5))).unwrap_err().status, Status::NoRoute);
+    assert_eq!(
+        s.call(4, Some(Duration::from_secs(5))).unwrap_err().status,
+        Status::NoRoute
+    );
 
     hub.kill_and_restart();
     let _w = echo_worker(&hub.addr, 3);
     let until = Instant::now() + Duration::from_secs(30);
     for (i, id) in ids.iter().enumerate() {
-        assert_eq!(read_retrying(&mut s, *id, until).unwrap(), body_of(i as u64));
+        assert_eq!(
+            read_retrying(&mut s, *id, until).unwrap(),
+            body_of(i as u64)
+        );
     }
 }
 
@@ -145,7 +168,15 @@ fn an_unread_reply_survives_a_hub_restart() {
     // Slow enough that no reply reaches the caller before it leaves.
     let _w = Proc(
         Command::new(dco_bin())
-            .args(["worker", "echo", "--proxy", "5", "--delay-ms", "50", "--hub"])
+            .args([
+                "worker",
+                "echo",
+                "--proxy",
+                "5",
+                "--delay-ms",
+                "50",
+                "--hub",
+            ])
             .arg(&hub.addr)
             .env("DCO_LOG", "warn")
             .spawn()
@@ -180,7 +211,10 @@ fn an_unread_reply_survives_a_hub_restart() {
     hub.kill_and_restart();
     let until = Instant::now() + Duration::from_secs(30);
     for (i, id) in ids.iter().enumerate() {
-        assert_eq!(read_retrying(&mut s, *id, until).unwrap(), body_of(i as u64));
+        assert_eq!(
+            read_retrying(&mut s, *id, until).unwrap(),
+            body_of(i as u64)
+        );
     }
     // Read replies are confirmed and forgotten by the hub.
     drop(s);
@@ -191,7 +225,11 @@ fn an_unread_reply_survives_a_hub_restart() {
         .iter()
         .any(|c| c["unread"].as_u64().unwrap_or(0) > 0)
     {
-        assert!(Instant::now() < until, "read replies are still held: {}", hub.stats());
+        assert!(
+            Instant::now() < until,
+            "read replies are still held: {}",
+            hub.stats()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -201,7 +239,15 @@ fn a_redelivered_request_carries_its_attempt_number() {
     let hub = Hub::start(&[]);
     let mut slow = Proc(
         Command::new(dco_bin())
-            .args(["worker", "echo", "--proxy", "8", "--delay-ms", "60000", "--hub"])
+            .args([
+                "worker",
+                "echo",
+                "--proxy",
+                "8",
+                "--delay-ms",
+                "60000",
+                "--hub",
+            ])
             .arg(&hub.addr)
             .env("DCO_LOG", "warn")
             .spawn()
@@ -227,7 +273,10 @@ fn a_redelivered_request_carries_its_attempt_number() {
         };
         dco::worker::run(&cfg, &mut h, &st)
     });
-    assert_eq!(s.read(id, Some(Duration::from_secs(10))).unwrap().body, b"2:job");
+    assert_eq!(
+        s.read(id, Some(Duration::from_secs(10))).unwrap().body,
+        b"2:job"
+    );
     stop.store(true, Ordering::SeqCst);
     t.join().unwrap().unwrap();
 }
@@ -257,14 +306,23 @@ impl Drop for Tmpfs {
 fn a_full_disk_refuses_new_requests_and_keeps_serving() {
     let Some(fs) = Tmpfs::mount(6) else {
         // Mounting needs root; CI runs as root. Say so loudly rather than pass quietly.
-        eprintln!("SKIPPED a_full_disk_refuses_new_requests_and_keeps_serving: cannot mount a tmpfs here");
+        eprintln!(
+            "SKIPPED a_full_disk_refuses_new_requests_and_keeps_serving: cannot mount a tmpfs here"
+        );
         return;
     };
     let data = TempDir(fs.0.path().join("hub"));
     std::fs::create_dir_all(data.path()).unwrap();
     let hub = Hub::start_in(
         data,
-        &["--segment-mb", "1", "--max-frame", "65536", "--proxy-ids", "2"],
+        &[
+            "--segment-mb",
+            "1",
+            "--max-frame",
+            "65536",
+            "--proxy-ids",
+            "2",
+        ],
     );
     let mut s = session(&hub.addr);
     let body = vec![7u8; 16 * 1024];
@@ -290,7 +348,10 @@ fn a_full_disk_refuses_new_requests_and_keeps_serving() {
     // What was accepted is still served once a worker comes.
     let _w = echo_worker(&hub.addr, 2);
     for id in &accepted {
-        assert_eq!(s.read(*id, Some(Duration::from_secs(20))).unwrap().body, body);
+        assert_eq!(
+            s.read(*id, Some(Duration::from_secs(20))).unwrap().body,
+            body
+        );
     }
     // With the backlog gone, space is reclaimed and new requests are taken again.
     let until = Instant::now() + Duration::from_secs(20);
@@ -347,5 +408,8 @@ fn a_large_backlog_lives_in_the_journal_not_the_heap() {
     );
     // And they are all there to deliver.
     let _w = echo_worker(&hub.addr, 6);
-    assert_eq!(s.read(first, Some(Duration::from_secs(30))).unwrap().body, body);
+    assert_eq!(
+        s.read(first, Some(Duration::from_secs(30))).unwrap().body,
+        body
+    );
 }

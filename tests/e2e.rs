@@ -251,7 +251,15 @@ fn a_dead_workers_requests_go_to_another_worker() {
     let hub = Hub::start(&[]);
     let mut slow = Proc(
         Command::new(dco_bin())
-            .args(["worker", "echo", "--proxy", "9", "--delay-ms", "60000", "--hub"])
+            .args([
+                "worker",
+                "echo",
+                "--proxy",
+                "9",
+                "--delay-ms",
+                "60000",
+                "--hub",
+            ])
             .arg(&hub.addr)
             .env("DCO_LOG", "warn")
             .spawn()
@@ -269,7 +277,10 @@ fn a_dead_workers_requests_go_to_another_worker() {
     // All twenty sit with the slow worker (the only one). Wait until it has them.
     let until = Instant::now() + Duration::from_secs(10);
     while hub.stats()["workers"][0]["inflight"] != 20 {
-        assert!(Instant::now() < until, "the slow worker never got the requests");
+        assert!(
+            Instant::now() < until,
+            "the slow worker never got the requests"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let _fast = echo_worker(&hub.addr, 9);
@@ -286,7 +297,15 @@ fn the_last_worker_dying_leaves_its_requests_waiting_for_the_next() {
     let hub = Hub::start(&[]);
     let mut slow = Proc(
         Command::new(dco_bin())
-            .args(["worker", "echo", "--proxy", "9", "--delay-ms", "60000", "--hub"])
+            .args([
+                "worker",
+                "echo",
+                "--proxy",
+                "9",
+                "--delay-ms",
+                "60000",
+                "--hub",
+            ])
             .arg(&hub.addr)
             .env("DCO_LOG", "warn")
             .spawn()
@@ -304,7 +323,9 @@ fn the_last_worker_dying_leaves_its_requests_waiting_for_the_next() {
     slow.kill();
     hub.wait_workers(9, 0);
     assert_eq!(
-        s.read(id, Some(Duration::from_millis(300))).unwrap_err().status,
+        s.read(id, Some(Duration::from_millis(300)))
+            .unwrap_err()
+            .status,
         Status::Timeout,
         "no worker: the request waits"
     );
@@ -363,7 +384,10 @@ fn graceful_quit_and_failover_to_the_next_hub() {
     assert_eq!(call(&mut s, 1, b"one").unwrap(), b"one");
     assert_eq!(s.hub().unwrap().to_string(), a.addr);
     let st = a.proc.terminate(Duration::from_secs(10));
-    assert!(st.is_some_and(|s| s.success()), "the hub exits cleanly on SIGTERM");
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "the hub exits cleanly on SIGTERM"
+    );
     // The session learns of the quit (or the closed socket) and the next call goes to hub b.
     let r = call(&mut s, 1, b"two");
     let r = match r {
@@ -486,8 +510,16 @@ fn bench_runs_end_to_end() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    for line in ["dco call_sync 64 B", "dco pipelined 4096 B", "relay sequential 64 B"] {
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "dco call_sync 64 B",
+        "dco pipelined 4096 B",
+        "relay sequential 64 B",
+    ] {
         assert!(text.contains(line), "missing '{line}' in:\n{text}");
     }
 }

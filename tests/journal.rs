@@ -138,9 +138,14 @@ fn flipped_bytes_in_an_older_segment_are_an_error_unless_salvaging() {
     let segs = segments(d.path());
     assert!(segs.len() >= 3);
     damage(&segs[0], SEGMENT_HEADER as u64 + 200, b"\xde\xad");
-    let err = open(cfg(d.path())).err().expect("damage in an old segment must be an error");
+    let err = open(cfg(d.path()))
+        .err()
+        .expect("damage in an old segment must be an error");
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
-    assert!(err.to_string().contains("00000000000000000001.seg"), "{err}");
+    assert!(
+        err.to_string().contains("00000000000000000001.seg"),
+        "{err}"
+    );
     let mut c = cfg(d.path());
     c.recovery = RecoveryMode::Salvage;
     let (_, seen) = open(c).unwrap();
@@ -191,7 +196,9 @@ fn garbage_files_do_not_panic() {
     std::fs::write(d.path().join("00000000000000000001.seg"), &bytes).unwrap();
     std::fs::write(d.path().join("00000000000000000002.seg"), &bytes[..10]).unwrap();
     // The last segment's bad header: dropped; the first one: not a segment, an error.
-    let err = open(cfg(d.path())).err().expect("a garbage segment is an error");
+    let err = open(cfg(d.path()))
+        .err()
+        .expect("a garbage segment is an error");
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
 }
 

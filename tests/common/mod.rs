@@ -150,7 +150,11 @@ impl Hub {
             .args(["stats", "--json", "--hub", &self.addr])
             .output()
             .expect("run dco stats");
-        assert!(out.status.success(), "dco stats failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "dco stats failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("stats JSON")
     }
 
@@ -169,7 +173,10 @@ impl Hub {
             if have == n {
                 return;
             }
-            assert!(Instant::now() < until, "proxy {proxy} has {have} workers, want {n}");
+            assert!(
+                Instant::now() < until,
+                "proxy {proxy} has {have} workers, want {n}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -178,7 +185,14 @@ impl Hub {
 /// Starts `dco worker echo --proxy P` against `hub`.
 pub fn echo_worker(hub: &str, proxy: i32) -> Proc {
     let child = Command::new(dco_bin())
-        .args(["worker", "echo", "--proxy", &proxy.to_string(), "--hub", hub])
+        .args([
+            "worker",
+            "echo",
+            "--proxy",
+            &proxy.to_string(),
+            "--hub",
+            hub,
+        ])
         .env("DCO_LOG", "warn")
         .stdin(Stdio::null())
         .spawn()
