@@ -16,7 +16,9 @@ fn cfg(dir: &Path) -> JournalConfig {
     c
 }
 
-fn open(c: JournalConfig) -> std::io::Result<(Journal, Vec<(Pos, u8, Vec<u8>)>)> {
+type Seen = Vec<(Pos, u8, Vec<u8>)>;
+
+fn open(c: JournalConfig) -> std::io::Result<(Journal, Seen)> {
     let mut seen = Vec::new();
     let (j, _report) = Journal::open(c, Box::new(|| {}), |p, k, b| seen.push((p, k, b.to_vec())))?;
     Ok((j, seen))

@@ -470,7 +470,7 @@ impl Hub {
             return Ok(());
         };
         let conn = peer.id;
-        if !self.flights.get(tag).is_some_and(|f| f.worker.conn == conn) {
+        if self.flights.get(tag).is_none_or(|f| f.worker.conn != conn) {
             return Err(protocol(format!(
                 "RESULT for tag {tag:#x}, which was not delivered to this worker"
             )));
