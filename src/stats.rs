@@ -26,13 +26,17 @@ pub fn print(hubs: &[HubAddr], raw: bool) -> Result<ExitCode, String> {
     let v: Value = serde_json::from_str(&json).map_err(|e| format!("bad statistics: {e}"))?;
     let hub = &v["hub"];
     println!(
-        "hub {}  up {}s  connections {}  in flight {}  busy {}  protocol errors {}",
+        "hub {}  up {}s  connections {}  in flight {}  queued {}  busy {}  protocol errors {}  \
+         journal segments {}{}",
         t(&hub["id"]),
         t(&hub["uptime_s"]),
         t(&hub["connections"]),
         t(&hub["inflight"]),
+        t(&hub["queued"]),
         t(&hub["busy"]),
-        t(&hub["protocol_errors"])
+        t(&hub["protocol_errors"]),
+        t(&hub["journal_segments"]),
+        if hub["journal_full"] == true { "  JOURNAL FULL" } else { "" }
     );
     println!();
     println!(
@@ -65,18 +69,20 @@ pub fn print(hubs: &[HubAddr], raw: bool) -> Result<ExitCode, String> {
     }
     println!();
     println!(
-        "{:<28} {:<22} {:>12} {:>12} {:>9} {:>9}",
-        "caller", "address", "requests", "replies", "errors", "inflight"
+        "{:<28} {:<16} {:<22} {:>12} {:>12} {:>9} {:>9} {:>9}",
+        "caller", "session", "address", "requests", "replies", "errors", "inflight", "unread"
     );
     for c in v["callers"].as_array().into_iter().flatten() {
         println!(
-            "{:<28} {:<22} {:>12} {:>12} {:>9} {:>9}",
+            "{:<28} {:<16} {:<22} {:>12} {:>12} {:>9} {:>9} {:>9}",
             t(&c["name"]),
+            t(&c["session"]),
             t(&c["addr"]),
             t(&c["requests"]),
             t(&c["replies"]),
             t(&c["errors"]),
-            t(&c["inflight"])
+            t(&c["inflight"]),
+            t(&c["unread"])
         );
     }
     println!();
