@@ -154,3 +154,36 @@ pub fn lock_dir(dir: &std::path::Path) -> io::Result<std::fs::File> {
     }
     Ok(f)
 }
+
+/// Writes all of `buf` to the socket `fd` with `MSG_NOSIGNAL` (a closed peer gives EPIPE, not
+/// SIGPIPE), retrying on EINTR and short writes. Blocks like `write_all`; honours the socket's
+/// send timeout if one is set.
+pub fn send_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: `buf` is a valid readable slice for the whole call and `fd` an open socket
+        // owned by the caller.
+        let n = unsafe {
+            libc::send(
+                fd,
+                buf.as_ptr() as *const libc::c_void,
+                buf.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "the socket took nothing",
+            ));
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}

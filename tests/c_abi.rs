@@ -35,12 +35,31 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Where cargo put libdco.so and libdco.a for this profile: beside the `dco` binary.
+/// Where cargo put libdco.so and libdco.a for this profile: beside the `dco` binary. `cargo
+/// test` alone does not build the C libraries (only `cargo build` does); then they are built
+/// here, once, in a target directory of their own (the test's own is locked by cargo).
 fn lib_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_dco"))
+    let mut dir = Path::new(env!("CARGO_BIN_EXE_dco"))
         .parent()
         .expect("the dco binary has a directory")
         .to_path_buf();
+    if !dir.join("libdco.so").is_file() || !dir.join("libdco.a").is_file() {
+        static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        dir = BUILT
+            .get_or_init(|| {
+                let target = root().join("target").join("c-abi");
+                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+                let st = Command::new(cargo)
+                    .args(["build", "--lib", "--target-dir"])
+                    .arg(&target)
+                    .current_dir(root())
+                    .status()
+                    .expect("run cargo build --lib");
+                assert!(st.success(), "cargo build --lib failed");
+                target.join("debug")
+            })
+            .clone();
+    }
     for lib in ["libdco.so", "libdco.a"] {
         assert!(
             dir.join(lib).is_file(),

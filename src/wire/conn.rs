@@ -5,7 +5,7 @@
 //! kept with `SO_RCVTIMEO`, set only when the wanted timeout moves far from the current one, so
 //! a loop of calls with the same timeout costs no extra system call.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -167,10 +167,9 @@ impl Conn {
         if self.out.is_empty() {
             return Ok(());
         }
-        let r = match &mut self.stream {
-            Stream::Tcp(s) => s.write_all(&self.out),
-            Stream::Unix(s) => s.write_all(&self.out),
-        };
+        // send(2) with MSG_NOSIGNAL: a hub that went away must give an error, never a SIGPIPE
+        // that would kill the C program (or Oracle's extproc agent) we are loaded in.
+        let r = crate::sys::send_all(self.fd(), &self.out);
         self.out.clear();
         r
     }
