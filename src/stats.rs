@@ -36,7 +36,11 @@ pub fn print(hubs: &[HubAddr], raw: bool) -> Result<ExitCode, String> {
         t(&hub["busy"]),
         t(&hub["protocol_errors"]),
         t(&hub["journal_segments"]),
-        if hub["journal_full"] == true { "  JOURNAL FULL" } else { "" }
+        if hub["journal_full"] == true {
+            "  JOURNAL FULL"
+        } else {
+            ""
+        }
     );
     println!();
     println!(
