@@ -23,6 +23,21 @@
 #include <stdint.h>
 
 /*
+ Indicator value of a NULL argument or result (`OCI_IND_NULL`).
+ */
+#define DCO_EXT_IND_NULL -1
+
+/*
+ Indicator value of a non-NULL argument or result (`OCI_IND_NOTNULL`).
+ */
+#define DCO_EXT_IND_NOTNULL 0
+
+/*
+ PL/SQL error numbers are this base less the DCO_E_* code: ORA-20102 is DCO_E_TIMEOUT.
+ */
+#define DCO_EXT_ERROR_BASE 20100
+
+/*
  Success.
  */
 #define DCO_OK 0
@@ -109,6 +124,12 @@
 #define DCO_ONEWAY 2
 
 /*
+ Oracle's context for an external procedure call (opaque; declared the same way by Oracle's
+ ociextp.h, so both headers can be included together).
+ */
+typedef struct OCIExtProcContext OCIExtProcContext;
+
+/*
  The reply being built for one delivery; valid only during the handler call that received
  it. Write to it with dco_reply_write.
  */
@@ -169,6 +190,124 @@ typedef int32_t (*dco_handler)(void *user, const dco_delivery *d, dco_reply *rep
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/*
+ `dco.write(data RAW)`: appends `data` to the body being built.
+
+ Call spec: `PARAMETERS (CONTEXT, data RAW, data LENGTH INT, data INDICATOR SHORT, RETURN INT)`.
+ Returns 0; on failure raises ORA-201nn and returns the negative DCO_E_* code. A NULL RAW
+ appends nothing.
+ */
+int dco_ext_write(OCIExtProcContext *ctx, const uint8_t *data, int data_len, short data_ind);
+
+/*
+ `dco.line(text VARCHAR2)`: appends `text` and a newline.
+
+ Call spec: `PARAMETERS (CONTEXT, text STRING, text INDICATOR SHORT, RETURN INT)`.
+ A NULL text appends just the newline. Returns 0, or raises and returns the negative code.
+ */
+int dco_ext_line(OCIExtProcContext *ctx, const char *text, short text_ind);
+
+/*
+ `dco.send_request(proxy_id, buffered)`: finishes the body and sends it (flags as
+ dco_send_request: 1 buffered, 2 one-way). Returns the request id (> 0).
+
+ Call spec: `PARAMETERS (CONTEXT, proxy_id INT, flags INT, RETURN INT)`.
+ */
+int dco_ext_send_request(OCIExtProcContext *ctx, int proxy_id, int flags);
+
+/*
+ `dco.flush`: sends the buffered requests and returns once the hub holds them.
+
+ Call spec: `PARAMETERS (CONTEXT, RETURN INT)`.
+ */
+int dco_ext_flush(OCIExtProcContext *ctx);
+
+/*
+ `dco.read_request`: waits up to `timeout_ms` (< 0: without limit) for the reply of
+ `request_id` and copies its first `MAXLEN` bytes into `buf`. Returns the reply's total
+ length; when it is larger than what was copied, read the rest with dco_ext_read_chunk.
+
+ Call spec: `PARAMETERS (CONTEXT, request_id INT, timeout_ms INT, buf RAW, buf LENGTH INT,
+ buf MAXLEN INT, buf INDICATOR SHORT, RETURN INT)`.
+ */
+int dco_ext_read_request(OCIExtProcContext *ctx,
+                         int request_id,
+                         int timeout_ms,
+                         uint8_t *buf,
+                         int *buf_len,
+                         int *buf_maxlen,
+                         short *buf_ind);
+
+/*
+ `dco.read_request`, the rest of a long reply: copies the bytes of the reply of
+ `request_id` from `offset` (0-based) into `buf`, at most MAXLEN. Returns the reply's total
+ length; the reply is released once a chunk reaches its end.
+
+ Call spec: `PARAMETERS (CONTEXT, request_id INT, offset INT, buf RAW, buf LENGTH INT,
+ buf MAXLEN INT, buf INDICATOR SHORT, RETURN INT)`.
+ */
+int dco_ext_read_chunk(OCIExtProcContext *ctx,
+                       int request_id,
+                       int offset,
+                       uint8_t *buf,
+                       int *buf_len,
+                       int *buf_maxlen,
+                       short *buf_ind);
+
+/*
+ `dco.call_sync`: sends the body to `proxy_id` now and waits up to `timeout_ms` for the
+ reply, copied as dco_ext_read_request does (the rest of a long reply with
+ dco_ext_read_chunk and dco_ext_last_request_id). Returns the reply's total length.
+
+ Call spec: `PARAMETERS (CONTEXT, proxy_id INT, timeout_ms INT, buf RAW, buf LENGTH INT,
+ buf MAXLEN INT, buf INDICATOR SHORT, RETURN INT)`.
+ */
+int dco_ext_call_sync(OCIExtProcContext *ctx,
+                      int proxy_id,
+                      int timeout_ms,
+                      uint8_t *buf,
+                      int *buf_len,
+                      int *buf_maxlen,
+                      short *buf_ind);
+
+/*
+ The id of the last request sent in this session, 0 if none.
+
+ Call spec: `PARAMETERS (CONTEXT, RETURN INT)`.
+ */
+int dco_ext_last_request_id(OCIExtProcContext *ctx);
+
+/*
+ The worker's return code for the last reply read (see dco_last_rcode).
+
+ Call spec: `PARAMETERS (CONTEXT, RETURN INT)`.
+ */
+int dco_ext_last_rcode(OCIExtProcContext *ctx);
+
+/*
+ Drops interest in `request_id` (its reply is discarded). Returns 0, or raises
+ ORA-20106 (DCO_E_UNKNOWN_ID).
+
+ Call spec: `PARAMETERS (CONTEXT, request_id INT, RETURN INT)`.
+ */
+int dco_ext_cancel(OCIExtProcContext *ctx, int request_id);
+
+/*
+ Ends the session of this extproc process (the next call starts a new one). Returns 0.
+
+ Call spec: `PARAMETERS (CONTEXT, RETURN INT)`.
+ */
+int dco_ext_close(OCIExtProcContext *ctx);
+
+/*
+ The last failure in this process, in words, as a string extproc frees after the call
+ (allocated with `OCIExtProcAllocCallMemory`, exported as `ociepacm`). NULL (with
+ `*ret_ind` = -1) when there was none or Oracle's allocator is absent.
+
+ Call spec: `PARAMETERS (CONTEXT, RETURN INDICATOR SHORT, RETURN STRING)`.
+ */
+char *dco_ext_last_error(OCIExtProcContext *ctx, short *ret_ind);
 
 /*
  Appends `len` bytes at `data` to the body being built on this thread's session.

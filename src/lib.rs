@@ -5,8 +5,8 @@
 //! request id. The rooms, and the direction of the arrows between them:
 //!
 //! ```text
-//! ffi (C ABI) ──> client, worker ──> wire
-//! hub ──> wire
+//! ffi (C ABI), extproc ──> client, worker ──> wire
+//! hub ──> journal, wire
 //! ```
 //!
 //! - [`wire`]: frames, byte for byte, and the blocking frame connection;
@@ -14,10 +14,13 @@
 //! - [`worker`]: serving proxy ids;
 //! - [`hub`]: the router;
 //! - [`ffi`]: the C ABI over client and worker (include/dco.h);
+//! - [`extproc`]: the entry points Oracle's extproc agent calls for the PL/SQL package;
+//! - [`journal`]: the hub's mmap-backed, append-only segment files;
 //! - [`status`]: the outcomes every layer shares.
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod extproc;
 pub mod ffi;
 pub mod hub;
 pub mod journal;

@@ -98,7 +98,12 @@ fn foreign_names(header: &str) -> Vec<String> {
             }
             _ => continue,
         };
-        if name != "DCO_H" && !name.starts_with("DCO_") && !name.starts_with("dco_") {
+        // OCIExtProcContext is Oracle's own opaque type, declared as ociextp.h declares it.
+        if name != "DCO_H"
+            && name != "OCIExtProcContext"
+            && !name.starts_with("DCO_")
+            && !name.starts_with("dco_")
+        {
             foreign.push(name.to_string());
         }
     }

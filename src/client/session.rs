@@ -369,6 +369,35 @@ impl Session {
         Ok((len, rcode))
     }
 
+    /// Copies the part of an arrived reply that starts at `offset` into `buf` and returns the
+    /// reply's total length and the bytes copied. The reply is released once a chunk reaches
+    /// its end. For callers whose buffers are smaller than a reply (extproc RAW is at most
+    /// 32767 bytes): read the first part with [`Session::read_into`], the rest with this.
+    /// `UnknownId` if the reply has not arrived (read it first) or is not outstanding.
+    pub fn read_chunk(&mut self, id: u64, offset: usize, buf: &mut [u8]) -> Result<(usize, usize)> {
+        let (total, n) = match self.pending.get(&id) {
+            Some(Pending::Done {
+                status: 0, body, ..
+            }) => {
+                let from = offset.min(body.len());
+                let n = (body.len() - from).min(buf.len());
+                buf[..n].copy_from_slice(&body[from..from + n]);
+                (body.len(), n)
+            }
+            _ => {
+                return Err(Error::new(
+                    Status::UnknownId,
+                    format!("no reply of request {id} is held: read it before its chunks"),
+                ))
+            }
+        };
+        if offset + n >= total {
+            self.pending.remove(&id);
+            self.consumed(id);
+        }
+        Ok((total, n))
+    }
+
     /// Sends the body to `proxy` now and waits up to `timeout` for its reply. On timeout the
     /// request is given up: its reply, if it comes, is dropped.
     pub fn call(&mut self, proxy: i32, timeout: Option<Duration>) -> Result<Reply> {
