@@ -133,13 +133,21 @@ pub fn run(cfg: &WorkerConfig, handler: &mut dyn Handler, stop: &AtomicBool) -> 
             Ok((mut conn, keepalive)) => {
                 tracing::info!(hub = %addr, "worker connected");
                 backoff = Duration::from_millis(50);
+                let since = Instant::now();
                 match serve(&mut conn, keepalive, handler, stop) {
                     Ok(()) => return Ok(()),
-                    Err(e) if e.status == Status::Refused => return Err(e),
+                    Err(e) if fatal(&e) => return Err(e),
                     Err(e) => tracing::warn!(hub = %addr, "worker connection lost: {e}"),
                 }
+                // A hub that drops us at once (a protocol quarrel) is not hammered.
+                if since.elapsed() < Duration::from_secs(1) {
+                    let until = Instant::now() + Duration::from_millis(200);
+                    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
             }
-            Err(e) if e.status == Status::Refused => return Err(e),
+            Err(e) if fatal(&e) => return Err(e),
             Err(e) => {
                 tracing::debug!(hub = %addr, "worker cannot connect: {e}");
                 index += 1;
@@ -152,6 +160,11 @@ pub fn run(cfg: &WorkerConfig, handler: &mut dyn Handler, stop: &AtomicBool) -> 
         }
     }
     Ok(())
+}
+
+/// Outcomes a reconnect cannot mend: the hub refuses this worker or its configuration.
+fn fatal(e: &Error) -> bool {
+    matches!(e.status, Status::Refused | Status::Invalid)
 }
 
 fn greet(cfg: &WorkerConfig, addr: &HubAddr, session: u64) -> Result<(Conn, Duration)> {
