@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{dco_bin, echo_worker, Hub, Proc, TempDir};
+use common::{echo_worker, slow_echo_worker, Hub, TempDir};
 use dco::client::{Session, SessionConfig};
 use dco::wire::HubAddr;
 use dco::Status;
@@ -166,22 +166,7 @@ fn a_request_waits_for_a_worker_across_a_hub_restart() {
 fn an_unread_reply_survives_a_hub_restart() {
     let mut hub = Hub::start(&[]);
     // Slow enough that no reply reaches the caller before it leaves.
-    let _w = Proc(
-        Command::new(dco_bin())
-            .args([
-                "worker",
-                "echo",
-                "--proxy",
-                "5",
-                "--delay-ms",
-                "50",
-                "--hub",
-            ])
-            .arg(&hub.addr)
-            .env("DCO_LOG", "warn")
-            .spawn()
-            .unwrap(),
-    );
+    let _w = slow_echo_worker(&hub.addr, 5, 50);
     hub.wait_workers(5, 1);
     let mut s = session(&hub.addr);
     let ids: Vec<u64> = (0..10u64)
@@ -237,31 +222,12 @@ fn an_unread_reply_survives_a_hub_restart() {
 #[test]
 fn a_redelivered_request_carries_its_attempt_number() {
     let hub = Hub::start(&[]);
-    let mut slow = Proc(
-        Command::new(dco_bin())
-            .args([
-                "worker",
-                "echo",
-                "--proxy",
-                "8",
-                "--delay-ms",
-                "60000",
-                "--hub",
-            ])
-            .arg(&hub.addr)
-            .env("DCO_LOG", "warn")
-            .spawn()
-            .unwrap(),
-    );
+    let mut slow = slow_echo_worker(&hub.addr, 8, 60000);
     hub.wait_workers(8, 1);
     let mut s = session(&hub.addr);
     s.write(b"job").unwrap();
     let id = s.send(8, false, false).unwrap();
-    let until = Instant::now() + Duration::from_secs(10);
-    while hub.stats()["workers"][0]["inflight"] != 1 {
-        assert!(Instant::now() < until);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    hub.wait_worker_inflight(1);
     slow.kill();
     let stop = Arc::new(AtomicBool::new(false));
     let cfg = dco::worker::WorkerConfig::new(HubAddr::parse_list(&hub.addr).unwrap(), vec![8]);

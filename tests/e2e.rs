@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{dco_bin, echo_worker, Hub, Proc};
+use common::{dco_bin, echo_worker, slow_echo_worker, Hub, Proc};
 use dco::client::{Session, SessionConfig};
 use dco::wire::HubAddr;
 use dco::worker::{self, Delivery, Outcome, ReplyBuf, WorkerConfig};
@@ -249,22 +249,7 @@ fn timeout_then_late_reply_is_dropped() {
 #[test]
 fn a_dead_workers_requests_go_to_another_worker() {
     let hub = Hub::start(&[]);
-    let mut slow = Proc(
-        Command::new(dco_bin())
-            .args([
-                "worker",
-                "echo",
-                "--proxy",
-                "9",
-                "--delay-ms",
-                "60000",
-                "--hub",
-            ])
-            .arg(&hub.addr)
-            .env("DCO_LOG", "warn")
-            .spawn()
-            .unwrap(),
-    );
+    let mut slow = slow_echo_worker(&hub.addr, 9, 60000);
     hub.wait_workers(9, 1);
     let mut s = session(&hub.addr);
     let ids: Vec<u64> = (0..20u32)
@@ -295,31 +280,12 @@ fn a_dead_workers_requests_go_to_another_worker() {
 #[test]
 fn the_last_worker_dying_leaves_its_requests_waiting_for_the_next() {
     let hub = Hub::start(&[]);
-    let mut slow = Proc(
-        Command::new(dco_bin())
-            .args([
-                "worker",
-                "echo",
-                "--proxy",
-                "9",
-                "--delay-ms",
-                "60000",
-                "--hub",
-            ])
-            .arg(&hub.addr)
-            .env("DCO_LOG", "warn")
-            .spawn()
-            .unwrap(),
-    );
+    let mut slow = slow_echo_worker(&hub.addr, 9, 60000);
     hub.wait_workers(9, 1);
     let mut s = session(&hub.addr);
     s.write(b"still here").unwrap();
     let id = s.send(9, false, false).unwrap();
-    let until = Instant::now() + Duration::from_secs(10);
-    while hub.stats()["workers"][0]["inflight"] != 1 {
-        assert!(Instant::now() < until);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    hub.wait_worker_inflight(1);
     slow.kill();
     hub.wait_workers(9, 0);
     assert_eq!(

@@ -150,6 +150,7 @@ impl Hub {
                     ack_upto: 0,
                     ack_sent: 0,
                     ack_wanted: false,
+                    last_id: 0,
                 })
             }
             wire::Role::Worker => {
@@ -260,13 +261,20 @@ impl Hub {
         else {
             return Ok(());
         };
+        if id == 0 {
+            return Err(protocol("request id 0 is reserved"));
+        }
+        if id <= c.last_id {
+            return Err(protocol(format!(
+                "request id {id} is not above the previous one on this connection ({})",
+                c.last_id
+            )));
+        }
+        c.last_id = id;
         let session = c.session;
         let Some(ss) = self.sessions.get_mut(&session) else {
             return Ok(());
         };
-        if id == 0 {
-            return Err(protocol("request id 0 is reserved"));
-        }
         if id <= ss.accepted_upto {
             // A resend after a reconnect: the request is already here. Answer again if the
             // answer is held; acknowledge it once what is written now is durable.
@@ -722,7 +730,8 @@ impl Hub {
                 .unwrap_or_else(|| "-".into());
             callers.push(CallerSnapshot {
                 name: ss.name.clone(),
-                session: format!("{id:016x}"),
+                // Not the id itself: whoever knows a session id can resume it.
+                session: format!("{:08x}", self.session_tag(*id)),
                 addr,
                 connected: ss.conn.is_some(),
                 requests: ss.requests,

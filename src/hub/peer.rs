@@ -53,6 +53,9 @@ pub struct Caller {
     pub ack_sent: u64,
     /// The caller asked (with a PING) to be acknowledged as soon as possible.
     pub ack_wanted: bool,
+    /// Highest request id received on this connection: ids must rise on a connection (a
+    /// resend after a reconnect starts a new connection).
+    pub last_id: u64,
 }
 
 /// A worker's state.
@@ -107,6 +110,8 @@ pub struct Peer {
     pub dirty: bool,
     /// Close once `out` is written (after a REFUSE).
     pub closing: bool,
+    /// Not read until its output drains (it does not read what the hub writes).
+    pub paused: bool,
     /// When bytes last arrived.
     pub last_rx: Instant,
     /// When bytes were last queued for it.
@@ -146,6 +151,7 @@ impl Peer {
             want_write: false,
             dirty: false,
             closing: false,
+            paused: false,
             last_rx: now,
             last_tx: now,
             since: now,

@@ -29,6 +29,9 @@ const WAKER: Token = Token(usize::MAX - 3);
 /// How often the loop wakes when idle, to ping, expire and look at the shutdown flag.
 const TICK: Duration = Duration::from_millis(100);
 
+/// Stop reading a peer whose unwritten output is over this; resume below half of it.
+const OUT_PAUSE: usize = 8 * 1024 * 1024;
+
 /// A connection that has not said HELLO within this time is dropped.
 const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -179,6 +182,8 @@ pub(super) struct Hub {
     /// Callers with requests waiting for their ACK.
     pub(super) ack_waiters: Vec<usize>,
     _waker: Arc<mio::Waker>,
+    /// Keys the session tags shown in statistics.
+    stats_key: ahash::RandomState,
     /// Peers with output to write this round (each with its `dirty` flag set).
     pub(super) dirty: Vec<usize>,
     pub(super) hub_id: u64,
@@ -251,6 +256,7 @@ impl Hub {
             attempts: HashMap::new(),
             ack_waiters: Vec::new(),
             _waker: waker,
+            stats_key: ahash::RandomState::new(),
             dirty: Vec::new(),
             hub_id,
             started: Instant::now(),
@@ -374,6 +380,12 @@ impl Hub {
             if peer.closing {
                 return;
             }
+            // A peer that does not read what the hub writes is not read either, until its
+            // output drains: the hub's memory stays bounded whatever a peer does.
+            if peer.pending_out() > OUT_PAUSE {
+                peer.paused = true;
+                return;
+            }
             match peer.read_some() {
                 Ok(ReadOutcome::Data) => {
                     self.process_input(t);
@@ -466,6 +478,7 @@ impl Hub {
 
     /// Writes every peer that has output.
     fn flush_dirty(&mut self) {
+        let mut resume = Vec::new();
         while !self.dirty.is_empty() {
             let dirty = std::mem::take(&mut self.dirty);
             for t in dirty {
@@ -479,12 +492,28 @@ impl Hub {
                         peer.set_want_write(registry, Token(t), false);
                         if peer.closing {
                             self.close_peer(t, "closed by the hub");
+                            continue;
                         }
                     }
                     Ok(false) => peer.set_want_write(registry, Token(t), true),
-                    Err(e) => self.close_peer(t, &format!("write failed: {e}")),
+                    Err(e) => {
+                        self.close_peer(t, &format!("write failed: {e}"));
+                        continue;
+                    }
+                }
+                if peer.paused && peer.pending_out() <= OUT_PAUSE / 2 {
+                    peer.paused = false;
+                    resume.push(t);
                 }
             }
+        }
+        // Paused readers whose output drained: read what waited (edge-triggered polling will
+        // not report it again).
+        for t in resume {
+            self.read_peer(t, false);
+        }
+        if !self.dirty.is_empty() {
+            self.flush_dirty();
         }
     }
 
@@ -492,6 +521,7 @@ impl Hub {
     fn tick(&mut self, now: Instant) {
         let keepalive = self.cfg.keepalive;
         let mut drop = Vec::new();
+        let mut mute = Vec::new();
         for t in 0..self.peers.len() {
             let Some(peer) = self.peers[t].as_mut() else {
                 continue;
@@ -499,7 +529,9 @@ impl Hub {
             let silent = now.duration_since(peer.last_rx);
             match peer.role {
                 Role::Greeting if now.duration_since(peer.since) > GREETING_TIMEOUT => {
-                    drop.push((t, "no HELLO in time"));
+                    if !peer.closing {
+                        mute.push(t);
+                    }
                     continue;
                 }
                 // A worker busy with requests may be silent while its handler runs; an idle one
@@ -526,6 +558,10 @@ impl Hub {
         }
         for (t, why) in drop {
             self.close_peer(t, why);
+        }
+        for t in mute {
+            let msg = format!("no HELLO within {} s", GREETING_TIMEOUT.as_secs());
+            self.refuse(t, Status::Protocol, &msg);
         }
         self.expire_sessions(now);
     }
@@ -597,6 +633,12 @@ impl Hub {
             let _ = std::fs::remove_file(path);
         }
         self.store.commit();
+    }
+
+    /// A short tag for a session id in statistics, keyed by a secret of this hub run so it
+    /// tells nothing about the id.
+    pub(super) fn session_tag(&self, id: u64) -> u32 {
+        (self.stats_key.hash_one(id) >> 32) as u32
     }
 
     /// Removes peer `t` and settles what it had in flight.

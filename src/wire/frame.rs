@@ -341,7 +341,14 @@ pub fn decode(buf: &[u8], max_frame: u32) -> Result<Option<(Frame<'_>, usize)>, 
             max: max_frame,
         });
     }
-    let total = HEADER_LEN + len as usize;
+    // On a 32-bit target a length near 4 GiB (allowed by a huge `max_frame`) would overflow
+    // `usize`: such a frame can never fit in memory there, so it is too large.
+    let Some(total) = HEADER_LEN.checked_add(len as usize) else {
+        return Err(WireError::TooLarge {
+            len,
+            max: max_frame,
+        });
+    };
     if buf.len() < total {
         return Ok(None);
     }

@@ -158,6 +158,15 @@ impl Hub {
         serde_json::from_slice(&out.stdout).expect("stats JSON")
     }
 
+    /// Waits until the first worker holds `n` requests (per the hub's statistics).
+    pub fn wait_worker_inflight(&self, n: u64) {
+        let until = Instant::now() + Duration::from_secs(10);
+        while self.stats()["workers"][0]["inflight"] != n {
+            assert!(Instant::now() < until, "the worker never held {n} requests");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits until `n` workers serve `proxy` (per the hub's statistics).
     pub fn wait_workers(&self, proxy: i32, n: u64) {
         let until = Instant::now() + Duration::from_secs(10);
@@ -180,6 +189,19 @@ impl Hub {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Starts `dco worker echo --proxy P --delay-ms D` against `hub`: a worker that holds each
+/// request `delay_ms` before answering.
+pub fn slow_echo_worker(hub: &str, proxy: i32, delay_ms: u64) -> Proc {
+    let child = Command::new(dco_bin())
+        .args(["worker", "echo", "--proxy", &proxy.to_string()])
+        .args(["--delay-ms", &delay_ms.to_string(), "--hub", hub])
+        .env("DCO_LOG", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn dco worker");
+    Proc(child)
 }
 
 /// Starts `dco worker echo --proxy P` against `hub`.
