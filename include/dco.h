@@ -302,8 +302,9 @@ int dco_ext_close(OCIExtProcContext *ctx);
 
 /*
  The last failure in this process, in words, as a string extproc frees after the call
- (allocated with `OCIExtProcAllocCallMemory`, exported as `ociepacm`). NULL (with
- `*ret_ind` = -1) when there was none or Oracle's allocator is absent.
+ (allocated with `OCIExtProcAllocCallMemory`, exported as `ociepacm`), cut to the 32767
+ bytes a PL/SQL VARCHAR2 holds. NULL (with `*ret_ind` = -1) when there was none or Oracle's
+ allocator is absent.
 
  Call spec: `PARAMETERS (CONTEXT, RETURN INDICATOR SHORT, RETURN STRING)`.
  */
@@ -344,7 +345,7 @@ int64_t dco_send_request(int32_t proxy_id, int32_t flags);
  has accepted them all (journaled as durably as its policy says). Returns DCO_OK (also when
  nothing was waiting), DCO_E_NOT_CONNECTED (no hub reachable: the requests stay in the
  session and go with the next flush or read), or DCO_E_TIMEOUT (no acknowledgement within
- 10 s: the requests are kept and sent again). Either way nothing is lost or run twice.
+ 10 s, or the connect timeout if longer: the requests are kept and sent again). Either way nothing is lost or run twice.
  */
 int dco_flush(void);
 

@@ -205,7 +205,7 @@ pub extern "C" fn dco_send_request(proxy_id: i32, flags: i32) -> i64 {
 /// has accepted them all (journaled as durably as its policy says). Returns DCO_OK (also when
 /// nothing was waiting), DCO_E_NOT_CONNECTED (no hub reachable: the requests stay in the
 /// session and go with the next flush or read), or DCO_E_TIMEOUT (no acknowledgement within
-/// 10 s: the requests are kept and sent again). Either way nothing is lost or run twice.
+/// 10 s, or the connect timeout if longer: the requests are kept and sent again). Either way nothing is lost or run twice.
 #[no_mangle]
 pub extern "C" fn dco_flush() -> c_int {
     boundary(super::DCO_E_PANIC, || {

@@ -343,7 +343,7 @@ impl Hub {
         }) = self.peer(t)
         {
             match c.unacked.back_mut() {
-                // Requests of one round share one checkpoint.
+                // A resend (at the position written so far) shares the last checkpoint.
                 Some(last) if last.0 >= pos => last.1 = last.1.max(id),
                 _ => c.unacked.push_back((pos, id)),
             }
@@ -436,7 +436,7 @@ impl Hub {
                 attempt,
                 worker: w,
                 accept_pos: pos,
-                accepted_us: a.accepted_ms,
+                accepted_us: a.accepted_us,
             });
             let Some(peer) = self.peers.get_mut(w.token).and_then(|x| x.as_mut()) else {
                 continue;
@@ -542,14 +542,16 @@ impl Hub {
                 if let Some(ss) = self.sessions.get_mut(&f.session) {
                     ss.replies.insert(f.request, rpos);
                 }
+                self.store.unpin(f.accept_pos);
             }
+            // The journal is full: the answer goes to the caller if it is here, and the request
+            // stays journaled, so a restart runs it again rather than lose its answer.
             Err(e) => tracing::warn!(
-                "answer to request {} not journaled: {}",
+                "answer to request {} not journaled ({}); kept as unanswered",
                 f.request,
                 store::describe(&e)
             ),
         }
-        self.store.unpin(f.accept_pos);
         let Some((t, id)) = conn else {
             return;
         };

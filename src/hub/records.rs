@@ -5,7 +5,7 @@
 //!
 //! | kind | name    | payload                                                              |
 //! |------|---------|----------------------------------------------------------------------|
-//! | 1    | ACCEPT  | session u64, request u64, proxy i32, flags u32, accepted_ms u64, body |
+//! | 1    | ACCEPT  | session u64, request u64, proxy i32, flags u32, accepted_us u64, body |
 //! | 2    | DELIVER | session u64, request u64, attempt u32                                |
 //! | 3    | REPLY   | session u64, request u64, status i32, rcode i32, body                |
 //! | 4    | DONE    | session u64, request u64 (the caller has the reply: finished)        |
@@ -30,7 +30,7 @@ pub struct Accept<'a> {
     pub request: u64,
     pub proxy: i32,
     pub flags: u32,
-    pub accepted_ms: u64,
+    pub accepted_us: u64,
     pub body: &'a [u8],
 }
 
@@ -59,14 +59,14 @@ pub fn accept_head(
     request: u64,
     proxy: i32,
     flags: u32,
-    accepted_ms: u64,
+    accepted_us: u64,
 ) -> [u8; ACCEPT_FIXED] {
     let mut h = [0u8; ACCEPT_FIXED];
     h[0..8].copy_from_slice(&session.to_le_bytes());
     h[8..16].copy_from_slice(&request.to_le_bytes());
     h[16..20].copy_from_slice(&proxy.to_le_bytes());
     h[20..24].copy_from_slice(&flags.to_le_bytes());
-    h[24..32].copy_from_slice(&accepted_ms.to_le_bytes());
+    h[24..32].copy_from_slice(&accepted_us.to_le_bytes());
     h
 }
 
@@ -77,7 +77,7 @@ pub fn accept(p: &[u8]) -> Option<Accept<'_>> {
         request: u64_at(p, 8),
         proxy: u32_at(p, 16) as i32,
         flags: u32_at(p, 20),
-        accepted_ms: u64_at(p, 24),
+        accepted_us: u64_at(p, 24),
         body: &p[ACCEPT_FIXED..],
     })
 }

@@ -306,9 +306,8 @@ impl Hub {
                 .or_insert_with(SessionState::new);
             ss.accepted_upto = ss.accepted_upto.max(upto);
         }
-        // Sessions with nothing left are not kept.
-        self.sessions
-            .retain(|_, ss| ss.inflight > 0 || !ss.replies.is_empty());
+        // Every session the journal still names is kept (until its time to live runs out):
+        // its highest accepted id is what makes a late resend a duplicate rather than new work.
     }
 
     fn add_peer(&mut self, stream: Stream, addr: String) {

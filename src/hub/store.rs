@@ -1,4 +1,4 @@
-//! Where the hub keeps requests and replies: the journal, or (with `--journal off`) memory.
+//! Where the hub keeps requests and replies: the journal, or (with `--no-journal`) memory.
 //!
 //! Both hand out positions ([`Pos`]) and keep a record while it is pinned, so the rest of the
 //! hub is the same either way.
@@ -118,6 +118,7 @@ impl Store {
 pub fn describe(e: &AppendError) -> String {
     match e {
         AppendError::TooLarge => "the request is larger than a journal segment".into(),
+        AppendError::Empty => "an empty journal record".into(),
         AppendError::Full(err) if err.kind() == io::ErrorKind::StorageFull => {
             "the hub's journal is full (no space left on its disk)".into()
         }

@@ -126,6 +126,8 @@ impl JournalConfig {
 pub enum AppendError {
     /// The record is larger than a segment can hold.
     TooLarge,
+    /// The record has no payload (every record must carry at least one byte).
+    Empty,
     /// No space for a new segment (the disk is full); retry after records finish.
     Full(io::Error),
 }
@@ -134,6 +136,7 @@ impl std::fmt::Display for AppendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AppendError::TooLarge => write!(f, "record larger than a journal segment"),
+            AppendError::Empty => write!(f, "record without payload"),
             AppendError::Full(e) => write!(f, "the journal cannot grow: {e}"),
         }
     }
@@ -197,6 +200,7 @@ impl Journal {
         let mut segments = BTreeMap::new();
         let mut write_off = SEGMENT_HEADER;
         let mut last_sealed = false;
+        let mut tail: Option<(u64, usize, bool)> = None;
         let last = seqs.last().copied();
         for (i, &seq) in seqs.iter().enumerate() {
             let is_last = Some(seq) == last;
@@ -225,16 +229,10 @@ impl Journal {
                     }
                 }
             }
-            let mut seg = match Segment::open(&path, seq) {
+            // A file with a segment's name always got its header before its name (see
+            // Segment::recycle), so a bad header is damage, never an unfinished creation.
+            let seg = match Segment::open(&path, seq) {
                 Ok(s) => s,
-                Err(e) if is_last && e.kind() == io::ErrorKind::InvalidData => {
-                    // A segment being created when the hub died: nothing in it was acknowledged.
-                    let msg = format!("{e}; removing the unfinished last segment");
-                    tracing::warn!("journal: {msg}");
-                    report.damage.push(msg);
-                    std::fs::remove_file(&path)?;
-                    continue;
-                }
                 Err(e) if cfg.recovery == RecoveryMode::Salvage => {
                     tracing::error!("journal: {e}; skipping it");
                     report.damage.push(e.to_string());
@@ -280,9 +278,16 @@ impl Journal {
                 }
                 report.damage.push(msg);
             }
-            if is_last {
+            // The last segment read is where appends go on (whatever was skipped after it).
+            tail = Some((seq, end, sealed));
+            segments.insert(seq, SegState { seg, pins: 0 });
+        }
+        if let Some((seq, end, sealed)) = tail {
+            write_off = end;
+            last_sealed = sealed;
+            if let Some(st) = segments.get_mut(&seq) {
                 // Zero what follows the last good record, so nothing stale is read after it.
-                let data = seg.data_mut();
+                let data = st.seg.data_mut();
                 let dirty_end = data[end..]
                     .iter()
                     .rposition(|b| *b != 0)
@@ -290,12 +295,9 @@ impl Journal {
                     .unwrap_or(end);
                 if dirty_end > end {
                     data[end..dirty_end].fill(0);
-                    seg.file.sync_data()?;
+                    st.seg.file.sync_data()?;
                 }
-                write_off = end;
-                last_sealed = sealed;
             }
-            segments.insert(seq, SegState { seg, pins: 0 });
         }
         let preparer = sync::Preparer::start(cfg.dir.clone(), cfg.segment_size);
         let last_seq = segments.keys().next_back().copied();
@@ -338,6 +340,10 @@ impl Journal {
     /// position.
     pub fn append(&mut self, kind: u8, parts: &[&[u8]]) -> Result<Pos, AppendError> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len == 0 {
+            // A zero length marks the end of the data in a segment.
+            return Err(AppendError::Empty);
+        }
         let need = record::encoded_len(len);
         let seal = record::encoded_len(8);
         if SEGMENT_HEADER + need + seal > self.cfg.segment_size {
@@ -375,12 +381,18 @@ impl Journal {
     /// Seals the active segment and moves to the next (recycled, prepared or new).
     fn roll(&mut self) -> Result<(), AppendError> {
         let next = self.active + 1;
+        // Get the next segment ready (under a spare name) before touching the active one, so
+        // a full disk leaves the active segment as it was.
         let spare = self.preparer.take();
         let asked = spare.is_some();
-        let seg = if let Some(s) = spare.or_else(|| self.free.pop()) {
-            s.recycle(&self.cfg.dir, next).map_err(AppendError::Full)?
-        } else {
-            match Segment::create(&self.cfg.dir, next, self.cfg.segment_size) {
+        let ready = match spare.or_else(|| self.free.pop()) {
+            Some(s) => s,
+            // Named apart from the preparer's spares, which may be in the making.
+            None => match Segment::create_spare(
+                &self.cfg.dir,
+                &format!("h{next}"),
+                self.cfg.segment_size,
+            ) {
                 Ok(s) => s,
                 Err(e) => {
                     if !self.full {
@@ -389,9 +401,11 @@ impl Journal {
                     self.full = true;
                     return Err(AppendError::Full(e));
                 }
-            }
+            },
         };
         self.full = false;
+        // 1. Seal the active segment: recovery then knows it ended on purpose. Its file is
+        //    synced with the round, like the records in it.
         let at = self.write_off;
         let seq = self.active;
         if let Some(st) = self.segments.get_mut(&seq) {
@@ -402,7 +416,19 @@ impl Journal {
                 &[&next.to_le_bytes()],
             );
             self.write_off = at + n;
+            if self
+                .touched
+                .last()
+                .is_none_or(|f| !Arc::ptr_eq(f, &st.seg.file))
+            {
+                self.touched.push(st.seg.file.clone());
+            }
         }
+        // 2. Give the next its header, then its name: a file with a segment's name always has
+        //    a valid header, whenever the hub dies.
+        let seg = ready
+            .recycle(&self.cfg.dir, next)
+            .map_err(AppendError::Full)?;
         self.touched.push(seg.file.clone());
         self.segments.insert(next, SegState { seg, pins: 0 });
         self.active = next;
@@ -484,8 +510,15 @@ impl Journal {
             let Some(st) = self.segments.remove(&seq) else {
                 return;
             };
-            if self.free.len() < self.cfg.keep_free && st.seg.len() == self.cfg.segment_size {
-                self.free.push(st.seg);
+            let keep =
+                self.free.len() < self.cfg.keep_free && st.seg.len() == self.cfg.segment_size;
+            if keep {
+                // Out of the segment sequence at once: a kept file must not look like a live
+                // segment to recovery.
+                match st.seg.retire(&self.cfg.dir) {
+                    Ok(seg) => self.free.push(seg),
+                    Err(e) => tracing::warn!("journal: cannot keep segment {seq} for reuse: {e}"),
+                }
             } else {
                 let path = st.seg.path.clone();
                 drop(st);

@@ -78,8 +78,8 @@ impl Segment {
 
     /// Creates a spare segment (named `spare-N.prep`, header for sequence 0) to be put in place
     /// later with [`Segment::recycle`].
-    pub fn create_spare(dir: &Path, n: u64, size: usize) -> io::Result<Segment> {
-        Segment::create_at(dir, &format!("spare-{n}.prep"), 0, size)
+    pub fn create_spare(dir: &Path, name: &str, size: usize) -> io::Result<Segment> {
+        Segment::create_at(dir, &format!("spare-{name}.prep"), 0, size)
     }
 
     fn create_at(dir: &Path, name: &str, seq: u64, size: usize) -> io::Result<Segment> {
@@ -115,19 +115,29 @@ impl Segment {
         }
     }
 
-    /// Puts a spare or reclaimed segment in place as segment `seq`: renames it and writes a new
-    /// header. Its old
+    /// Takes a reclaimed segment out of the sequence: renames it to a spare name (recovery
+    /// removes spares), to be put in place again with [`Segment::recycle`].
+    pub fn retire(mut self, dir: &Path) -> io::Result<Segment> {
+        let path = dir.join(format!("spare-r{}.prep", self.seq));
+        std::fs::rename(&self.path, &path)?;
+        crate::sys::sync_dir(dir)?;
+        self.path = path;
+        Ok(self)
+    }
+
+    /// Puts a spare or reclaimed segment in place as segment `seq`: writes its new header
+    /// first, then renames it, so a file with a segment's name always has a valid header. Its old
     /// records stay but can never verify again (their checksums are seeded with the old
     /// sequence number); the first record slot is zeroed so a scan ends at once.
     pub fn recycle(mut self, dir: &Path, seq: u64) -> io::Result<Segment> {
         let path = dir.join(file_name(seq));
-        std::fs::rename(&self.path, &path)?;
-        crate::sys::sync_dir(dir)?;
         let size = self.map.len() as u64;
         self.map[..SEGMENT_HEADER].copy_from_slice(&header(seq, size));
         let end = (SEGMENT_HEADER + 16).min(self.map.len());
         self.map[SEGMENT_HEADER..end].fill(0);
         self.map.flush_range(0, end)?;
+        std::fs::rename(&self.path, &path)?;
+        crate::sys::sync_dir(dir)?;
         self.seq = seq;
         self.path = path;
         Ok(self)

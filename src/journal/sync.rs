@@ -81,7 +81,7 @@ impl Preparer {
             .name("dco-journal-prep".into())
             .spawn(move || {
                 while let Ok(n) = req_rx.recv() {
-                    match Segment::create_spare(&dir, n, size) {
+                    match Segment::create_spare(&dir, &format!("p{n}"), size) {
                         Ok(s) => {
                             if seg_tx.send(s).is_err() {
                                 return;
