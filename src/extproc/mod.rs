@@ -18,6 +18,11 @@
 //! - A crash here kills the session's extproc (ORA-28576): every body runs inside the same
 //!   panic boundary as the C ABI, and sockets never raise SIGPIPE.
 
+// The entry points take raw pointers from extproc and dereference them under the contract their
+// call specs state (checked for NULL first); marking them `unsafe fn` would change nothing for
+// their only callers, Oracle's agent and C.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
 use std::ffi::{c_char, c_int, c_short, c_void, CStr};
 use std::time::Duration;
 
@@ -40,6 +45,9 @@ pub const DCO_EXT_IND_NULL: i16 = -1;
 pub const DCO_EXT_IND_NOTNULL: i16 = 0;
 /// PL/SQL error numbers are this base less the DCO_E_* code: ORA-20102 is DCO_E_TIMEOUT.
 pub const DCO_EXT_ERROR_BASE: i32 = 20100;
+
+/// The most bytes a PL/SQL VARCHAR2, and so a `RETURN STRING`, holds.
+const VARCHAR2_MAX: usize = 32767;
 
 /// The process's session (one extproc process per database session).
 static SESSION: Lazy<Mutex<Option<Session>>> = Lazy::new(|| Mutex::new(None));
@@ -391,8 +399,9 @@ pub extern "C" fn dco_ext_close(ctx: *mut OCIExtProcContext) -> c_int {
 }
 
 /// The last failure in this process, in words, as a string extproc frees after the call
-/// (allocated with `OCIExtProcAllocCallMemory`, exported as `ociepacm`). NULL (with
-/// `*ret_ind` = -1) when there was none or Oracle's allocator is absent.
+/// (allocated with `OCIExtProcAllocCallMemory`, exported as `ociepacm`), cut to the 32767
+/// bytes a PL/SQL VARCHAR2 holds. NULL (with `*ret_ind` = -1) when there was none or Oracle's
+/// allocator is absent.
 ///
 /// Call spec: `PARAMETERS (CONTEXT, RETURN INDICATOR SHORT, RETURN STRING)`.
 #[no_mangle]
@@ -408,9 +417,18 @@ pub extern "C" fn dco_ext_last_error(
             }
         };
         // SAFETY: dco_last_error returns a valid NUL-terminated string of this thread.
-        let text = unsafe { CStr::from_ptr(crate::ffi::dco_last_error()) }
+        let mut text = unsafe { CStr::from_ptr(crate::ffi::dco_last_error()) }
             .to_bytes()
             .to_vec();
+        // An application failure's text is the worker's reply, of any length: longer than a
+        // VARCHAR2, the RETURN STRING would fail in PL/SQL. Cut on a UTF-8 character boundary.
+        if text.len() > VARCHAR2_MAX {
+            let mut cut = VARCHAR2_MAX;
+            while cut > 0 && text[cut] & 0xC0 == 0x80 {
+                cut -= 1;
+            }
+            text.truncate(cut);
+        }
         let Some(sym) = lookup(c"ociepacm").filter(|_| !text.is_empty() && !ctx.is_null()) else {
             set_ind(DCO_EXT_IND_NULL);
             return std::ptr::null_mut();

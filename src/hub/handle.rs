@@ -1,7 +1,5 @@
 //! What each frame does, by the role of the connection it came on.
 
-use std::time::Instant;
-
 use super::flights::Flight;
 use super::peer::{Caller, Peer, Role, Worker};
 use super::records;
@@ -46,6 +44,7 @@ impl Hub {
 
     /// Handles one frame from peer `t`.
     pub(super) fn on_frame(&mut self, t: usize, frame: Frame<'_>) -> Result<(), Fatal> {
+        let now = self.now;
         let Some(peer) = self.peer(t) else {
             return Ok(());
         };
@@ -65,7 +64,7 @@ impl Hub {
                     c.ack_wanted = true;
                 }
                 wire::encode_pong(&mut peer.out, nonce);
-                peer.last_tx = Instant::now();
+                peer.last_tx = now;
                 self.mark_dirty(t);
                 self.note_ack_waiter(t);
                 Ok(())
@@ -122,6 +121,7 @@ impl Hub {
     }
 
     fn on_hello(&mut self, t: usize, h: Hello<'_>) -> Result<(), Fatal> {
+        let now = self.now;
         if h.version != wire::VERSION {
             return Err((
                 Status::Refused,
@@ -208,7 +208,7 @@ impl Hub {
         peer.role = role;
         let conn = peer.id;
         wire::encode_welcome(&mut peer.out, &welcome);
-        peer.last_tx = Instant::now();
+        peer.last_tx = now;
         if matches!(peer.role, Role::Worker(_)) {
             tracing::info!("{} joined", peer.describe());
         } else {
@@ -313,7 +313,7 @@ impl Hub {
             self.reject(t, session, id, oneway, Status::Busy, &msg);
             return Ok(());
         }
-        let head = records::accept_head(session, id, proxy, flags, now_us());
+        let head = records::accept_head(session, id, proxy, flags, self.now_us);
         let pos = match self.store.append(records::ACCEPT, &[&head, body], true) {
             Ok(p) => p,
             Err(e) => {
@@ -354,6 +354,7 @@ impl Hub {
     /// Answers a request the hub will not run (no route, over quota, journal full, ...): the
     /// answer is kept like a worker's, so a resend gets it again.
     fn reject(&mut self, t: usize, session: u64, id: u64, oneway: bool, status: Status, msg: &str) {
+        let now = self.now;
         if let Some(ss) = self.sessions.get_mut(&session) {
             ss.errors += 1;
         }
@@ -384,12 +385,13 @@ impl Hub {
             return;
         };
         wire::encode_reply(&mut peer.out, id, status.code(), 0, msg.as_bytes());
-        peer.last_tx = Instant::now();
+        peer.last_tx = now;
         self.mark_dirty(t);
     }
 
     /// Hands queued requests of `proxy` to its least busy workers while any has room.
     pub(super) fn dispatch(&mut self, proxy: i32) {
+        let now = self.now;
         let Some(p) = self.router.proxies.get_mut(&proxy) else {
             return;
         };
@@ -450,7 +452,7 @@ impl Hub {
                 attempt,
                 a.body,
             );
-            peer.last_tx = Instant::now();
+            peer.last_tx = now;
             if let Role::Worker(wk) = &mut peer.role {
                 wk.inflight += 1;
                 wk.delivered += 1;
@@ -505,7 +507,7 @@ impl Hub {
         let p = self.router.proxy(f.proxy);
         p.stats
             .latency
-            .record(now_us().saturating_sub(f.accepted_us));
+            .record(self.now_us.saturating_sub(f.accepted_us));
         if status == Status::Ok {
             p.stats.replies += 1;
         } else {
@@ -518,6 +520,7 @@ impl Hub {
 
     /// Records a delivered request's outcome and sends it to its caller if connected.
     fn answer(&mut self, f: &Flight, status: Status, rcode: i32, body: &[u8]) {
+        let now = self.now;
         let Some(ss) = self.sessions.get_mut(&f.session) else {
             self.store.unpin(f.accept_pos);
             return;
@@ -563,7 +566,7 @@ impl Hub {
         }
         Hub::send_ack(peer);
         wire::encode_reply(&mut peer.out, f.request, status.code(), rcode, body);
-        peer.last_tx = Instant::now();
+        peer.last_tx = now;
         if !peer.dirty {
             peer.dirty = true;
             self.dirty.push(t);
@@ -572,6 +575,7 @@ impl Hub {
 
     /// Sends the answer stored at `rpos` to caller `t`.
     fn send_stored_reply(&mut self, t: usize, rpos: Pos) {
+        let now = self.now;
         let Some(r) = self.store.read(rpos).and_then(|(k, payload)| {
             if k == records::REPLY {
                 records::reply(payload)
@@ -585,7 +589,7 @@ impl Hub {
             return;
         };
         wire::encode_reply(&mut peer.out, r.request, r.status, r.rcode, r.body);
-        peer.last_tx = Instant::now();
+        peer.last_tx = now;
         if !peer.dirty {
             peer.dirty = true;
             self.dirty.push(t);
@@ -627,6 +631,7 @@ impl Hub {
     /// Releases the ACKs of requests the store now holds durably, and sends those that are
     /// wanted now (after a PING, or when many are owed).
     pub(super) fn release_acks(&mut self) {
+        let now = self.now;
         if self.ack_waiters.is_empty() {
             return;
         }
@@ -647,10 +652,10 @@ impl Hub {
                 c.ack_upto = c.ack_upto.max(id);
             }
             let owed = c.ack_upto > c.ack_sent;
-            let now = owed && (c.ack_wanted || c.ack_upto - c.ack_sent >= ACK_EAGER);
-            let still_waiting = !c.unacked.is_empty() || (owed && !now);
-            if now && Hub::send_ack(peer) {
-                peer.last_tx = Instant::now();
+            let send_now = owed && (c.ack_wanted || c.ack_upto - c.ack_sent >= ACK_EAGER);
+            let still_waiting = !c.unacked.is_empty() || (owed && !send_now);
+            if send_now && Hub::send_ack(peer) {
+                peer.last_tx = now;
                 if !peer.dirty {
                     peer.dirty = true;
                     self.dirty.push(t);
@@ -671,6 +676,7 @@ impl Hub {
 
     /// Settles what a closed peer leaves behind.
     pub(super) fn settle_closed(&mut self, t: usize, peer: Peer) {
+        let now = self.now;
         match peer.role {
             Role::Greeting | Role::Monitor => {}
             Role::Caller(c) => {
@@ -678,7 +684,7 @@ impl Hub {
                 if let Some(ss) = self.sessions.get_mut(&c.session) {
                     if ss.conn.is_some_and(|(tok, id)| tok == t && id == peer.id) {
                         ss.conn = None;
-                        ss.detached_at = Some(Instant::now());
+                        ss.detached_at = Some(now);
                     }
                 }
                 self.ack_waiters.retain(|x| *x != t);

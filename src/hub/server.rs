@@ -135,6 +135,9 @@ pub fn run(cfg: HubConfig, listeners: Listeners, shutdown: Shutdown) -> io::Resu
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
+        // One clock reading per wake-up: every frame of the round shares it.
+        hub.now = Instant::now();
+        hub.now_us = super::handle::now_us();
         for event in events.iter() {
             match event.token() {
                 TCP_LISTENER => hub.accept_tcp(),
@@ -182,6 +185,10 @@ pub(super) struct Hub {
     /// Callers with requests waiting for their ACK.
     pub(super) ack_waiters: Vec<usize>,
     _waker: Arc<mio::Waker>,
+    /// The time of this round (read once per wake-up).
+    pub(super) now: Instant,
+    /// The same, in microseconds since the epoch (journal timestamps, latency).
+    pub(super) now_us: u64,
     /// Keys the session tags shown in statistics.
     stats_key: ahash::RandomState,
     /// Peers with output to write this round (each with its `dirty` flag set).
@@ -257,6 +264,8 @@ impl Hub {
             ack_waiters: Vec::new(),
             _waker: waker,
             stats_key: ahash::RandomState::new(),
+            now: Instant::now(),
+            now_us: super::handle::now_us(),
             dirty: Vec::new(),
             hub_id,
             started: Instant::now(),

@@ -3,16 +3,23 @@
 //! Both hand out positions ([`Pos`]) and keep a record while it is pinned, so the rest of the
 //! hub is the same either way.
 
-use ahash::AHashMap as HashMap;
 use std::io;
 
 use crate::journal::{AppendError, Journal, Pos};
 
 /// Records kept in memory, for a hub running without a journal (nothing survives a restart).
+/// A slab: a position is a slot number plus one (0 names a record that was not kept).
 #[derive(Default)]
 pub struct MemStore {
-    records: HashMap<Pos, (u8, Vec<u8>, u32)>,
-    next: Pos,
+    slots: Vec<Option<(u8, Vec<u8>, u32)>>,
+    free: Vec<usize>,
+}
+
+impl MemStore {
+    fn slot(&mut self, p: Pos) -> Option<&mut (u8, Vec<u8>, u32)> {
+        let i = (p as usize).checked_sub(1)?;
+        self.slots.get_mut(i)?.as_mut()
+    }
 }
 
 /// The hub's store.
@@ -29,11 +36,21 @@ impl Store {
         match self {
             Store::Journal(j) => j.append(kind, parts),
             Store::Memory(m) => {
-                m.next += 1;
-                if keep {
-                    m.records.insert(m.next, (kind, parts.concat(), 0));
+                if !keep {
+                    return Ok(0);
                 }
-                Ok(m.next)
+                let rec = Some((kind, parts.concat(), 0));
+                let i = match m.free.pop() {
+                    Some(i) => {
+                        m.slots[i] = rec;
+                        i
+                    }
+                    None => {
+                        m.slots.push(rec);
+                        m.slots.len() - 1
+                    }
+                };
+                Ok(i as Pos + 1)
             }
         }
     }
@@ -42,7 +59,10 @@ impl Store {
     pub fn read(&self, p: Pos) -> Option<(u8, &[u8])> {
         match self {
             Store::Journal(j) => j.read(p),
-            Store::Memory(m) => m.records.get(&p).map(|(k, b, _)| (*k, &b[..])),
+            Store::Memory(m) => {
+                let i = (p as usize).checked_sub(1)?;
+                m.slots.get(i)?.as_ref().map(|(k, b, _)| (*k, &b[..]))
+            }
         }
     }
 
@@ -51,7 +71,7 @@ impl Store {
         match self {
             Store::Journal(j) => j.pin(p),
             Store::Memory(m) => {
-                if let Some(r) = m.records.get_mut(&p) {
+                if let Some(r) = m.slot(p) {
                     r.2 += 1;
                 }
             }
@@ -63,10 +83,12 @@ impl Store {
         match self {
             Store::Journal(j) => j.unpin(p),
             Store::Memory(m) => {
-                if let Some(r) = m.records.get_mut(&p) {
+                if let Some(r) = m.slot(p) {
                     r.2 = r.2.saturating_sub(1);
                     if r.2 == 0 {
-                        m.records.remove(&p);
+                        let i = p as usize - 1;
+                        m.slots[i] = None;
+                        m.free.push(i);
                     }
                 }
             }
