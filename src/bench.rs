@@ -5,15 +5,11 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dco::client::{Session, SessionConfig};
-use dco::hub::{HubConfig, HubHandle};
 use dco::journal::{Durability, Journal, JournalConfig};
 use dco::wire::HubAddr;
-use dco::worker::{self, Echo, WorkerConfig};
 
 /// Options of `dco bench`.
 #[derive(clap::Args)]
@@ -56,9 +52,11 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-/// A hub on a free port of this process, with or without a journal, in its own directory.
+/// A `dco hub` process on a free port, with or without a journal, in its own directory: the
+/// hub runs as it does in production, in a process of its own.
 struct LocalHub {
-    handle: Option<HubHandle>,
+    child: Option<std::process::Child>,
+    addr: String,
     dir: std::path::PathBuf,
 }
 
@@ -66,65 +64,88 @@ impl LocalHub {
     fn start(tag: &str, durability: Option<Durability>) -> Result<LocalHub, String> {
         let dir = std::env::temp_dir().join(format!("dco-bench-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let journal = durability.map(|d| {
-            let mut j = JournalConfig::new(dir.join("journal"));
-            j.durability = d;
-            j
-        });
-        let cfg = HubConfig {
-            listen: Some("127.0.0.1:0".into()),
-            unix: None,
-            journal,
-            data: dir.clone(),
-            ..HubConfig::default()
-        };
-        let handle = dco::hub::spawn(cfg).map_err(|e| format!("cannot start a hub: {e}"))?;
-        Ok(LocalHub {
-            handle: Some(handle),
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut cmd = std::process::Command::new(exe);
+        cmd.args(["hub", "--listen", "127.0.0.1:0", "--unix", "none", "--data"])
+            .arg(&dir)
+            .env("DCO_LOG", "warn");
+        match durability {
+            None => {
+                cmd.arg("--no-journal");
+            }
+            Some(d) => {
+                let name = match d {
+                    Durability::None => "none",
+                    Durability::Batch => "batch",
+                    Durability::Always => "always",
+                };
+                cmd.args(["--durability", name]);
+            }
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start a hub: {e}"))?;
+        let mut hub = LocalHub {
+            child: Some(child),
+            addr: String::new(),
             dir,
-        })
+        };
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(a) = std::fs::read_to_string(hub.dir.join("hub.addr")) {
+                if a.ends_with('\n') {
+                    hub.addr = a.trim().to_string();
+                    return Ok(hub);
+                }
+            }
+            if Instant::now() > until {
+                return Err("the hub did not start".into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     fn addr(&self) -> String {
-        self.handle.as_ref().map(|h| h.addr()).unwrap_or_default()
+        self.addr.clone()
     }
 }
 
 impl Drop for LocalHub {
     fn drop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            let _ = h.stop();
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-/// An echo worker thread; stopped when dropped.
-struct EchoThread {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<dco::Result<()>>>,
+/// A `dco worker echo` process; killed when dropped.
+struct EchoWorker {
+    child: Option<std::process::Child>,
 }
 
-impl EchoThread {
-    fn start(hubs: Vec<HubAddr>, proxy: i32, capacity: u32) -> EchoThread {
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut wcfg = WorkerConfig::new(hubs, vec![proxy]);
-        wcfg.name = "bench-echo".into();
-        wcfg.capacity = capacity.max(1024);
-        let wstop = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("bench-echo".into())
-            .spawn(move || worker::run(&wcfg, &mut Echo, &wstop))
-            .ok();
-        EchoThread { stop, thread }
+impl EchoWorker {
+    fn start(hubs: Vec<HubAddr>, proxy: i32, capacity: u32) -> EchoWorker {
+        let list: Vec<String> = hubs.iter().map(|h| h.to_string()).collect();
+        let child = std::env::current_exe().ok().and_then(|exe| {
+            std::process::Command::new(exe)
+                .args(["worker", "echo", "--proxy", &proxy.to_string(), "--hub"])
+                .arg(list.join(","))
+                .args(["--capacity", &capacity.max(1024).to_string()])
+                .env("DCO_LOG", "warn")
+                .spawn()
+                .ok()
+        });
+        EchoWorker { child }
     }
 }
 
-impl Drop for EchoThread {
+impl Drop for EchoWorker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
 }
@@ -191,7 +212,7 @@ pub fn run(mut a: BenchArgs) -> Result<ExitCode, String> {
         (None, None) => return Err("no hub".into()),
     };
     let hubs = HubAddr::parse_list(&hub_addr)?;
-    let echo = EchoThread::start(hubs.clone(), a.proxy, window as u32);
+    let echo = EchoWorker::start(hubs.clone(), a.proxy, window as u32);
     let mut session = ready_session(&hubs, a.proxy)?;
 
     let relay = Relay::start().map_err(|e| format!("cannot start the relay: {e}"))?;
@@ -260,8 +281,8 @@ pub fn run(mut a: BenchArgs) -> Result<ExitCode, String> {
         let none = LocalHub::start("none", Some(Durability::None))?;
         let off_hubs = HubAddr::parse_list(&off.addr())?;
         let none_hubs = HubAddr::parse_list(&none.addr())?;
-        let _e1 = EchoThread::start(off_hubs.clone(), a.proxy, window as u32);
-        let _e2 = EchoThread::start(none_hubs.clone(), a.proxy, window as u32);
+        let _e1 = EchoWorker::start(off_hubs.clone(), a.proxy, window as u32);
+        let _e2 = EchoWorker::start(none_hubs.clone(), a.proxy, window as u32);
         let mut s_off = ready_session(&off_hubs, a.proxy)?;
         let mut s_none = ready_session(&none_hubs, a.proxy)?;
         let (mut l_off, mut l_none) = (Vec::new(), Vec::new());
@@ -281,7 +302,7 @@ pub fn run(mut a: BenchArgs) -> Result<ExitCode, String> {
     {
         let hub = LocalHub::start("batch", Some(Durability::Batch))?;
         let hubs = HubAddr::parse_list(&hub.addr())?;
-        let _echo = EchoThread::start(hubs.clone(), a.proxy, 4096);
+        let _echo = EchoWorker::start(hubs.clone(), a.proxy, 4096);
         ready_session(&hubs, a.proxy)?.close();
         let callers = 16;
         let rate = durable_callers(&hubs, a.proxy, &body64, a.requests, callers)?;
