@@ -318,7 +318,10 @@ fn salvage_past_a_bad_last_header_keeps_what_came_before() {
     let segs = segments(d.path());
     let last = segs.last().unwrap().clone();
     damage(&last, 0, b"XXXX");
-    assert!(open(cfg(d.path())).is_err(), "a bad header is damage, not an unfinished file");
+    assert!(
+        open(cfg(d.path())).is_err(),
+        "a bad header is damage, not an unfinished file"
+    );
     let mut c = cfg(d.path());
     c.recovery = RecoveryMode::Salvage;
     let before = {
