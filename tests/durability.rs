@@ -42,7 +42,8 @@ fn read_retrying(s: &mut Session, id: u64, until: Instant) -> dco::Result<Vec<u8
 
 #[test]
 fn hub_and_worker_crashes_lose_nothing_and_repeat_no_reply() {
-    let mut hub = Hub::start(&["--durability", "none", "--proxy-ids", "1"]);
+    // The default policy (batch): acknowledgements wait for the group commit.
+    let mut hub = Hub::start(&["--proxy-ids", "1"]);
     let addr = hub.addr.clone();
     let mut w1 = echo_worker(&addr, 1);
     let _w2 = echo_worker(&addr, 1);
