@@ -310,7 +310,9 @@ pub extern "C" fn dco_ext_read_chunk(
             // SAFETY: extproc passes a buffer of MAXLEN bytes.
             let out = unsafe { out_raw(buf, buf_maxlen)? };
             if request_id <= 0 || offset < 0 {
-                return Err(invalid("request id and offset must be positive"));
+                return Err(invalid(
+                    "the request id must be positive and the offset not negative",
+                ));
             }
             let (total, n) = s.read_chunk(request_id as u64, offset as usize, out)?;
             // SAFETY: extproc passes LENGTH and INDICATOR by reference for OUT parameters.

@@ -376,10 +376,16 @@ impl Hub {
                 }
                 self.push_unacked(t, rpos, id);
             }
-            Err(e) => tracing::warn!(
-                "answer to request {id} not journaled: {}",
-                store::describe(&e)
-            ),
+            Err(e) => {
+                // Not held for a resend (the journal is full), but acknowledged all the same,
+                // so a flush waiting for it returns.
+                tracing::warn!(
+                    "answer to request {id} not journaled: {}",
+                    store::describe(&e)
+                );
+                let at = self.store.written();
+                self.push_unacked(t, at, id);
+            }
         }
         let Some(peer) = self.peer(t) else {
             return;

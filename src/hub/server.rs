@@ -550,6 +550,9 @@ impl Hub {
                 }
                 _ => {}
             }
+            if peer.closing {
+                continue;
+            }
             let mut wrote = Hub::send_ack(peer);
             if !wrote
                 && !matches!(peer.role, Role::Greeting)
@@ -591,7 +594,8 @@ impl Hub {
                 .map(|ss| ss.replies.keys().copied().collect())
                 .unwrap_or_default();
             if !ids.is_empty() {
-                tracing::info!("session {id:016x}: {} unread answers expired", ids.len());
+                let tag = self.session_tag(id);
+                tracing::info!("session {tag:08x}: {} unread answers expired", ids.len());
             }
             for r in ids {
                 self.finish_reply(id, r);

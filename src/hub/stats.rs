@@ -85,7 +85,7 @@ pub struct Snapshot {
 /// Hub-wide figures.
 #[derive(Serialize, Debug)]
 pub struct HubSnapshot {
-    /// Random id of this run.
+    /// This hub's id (kept across restarts when it has a journal).
     pub id: String,
     /// Seconds since start.
     pub uptime_s: u64,
@@ -110,7 +110,7 @@ pub struct HubSnapshot {
 pub struct CallerSnapshot {
     /// Name from HELLO.
     pub name: String,
-    /// Session id, hex.
+    /// A tag for the session (keyed hash, 8 hex digits; not the session id).
     pub session: String,
     /// Remote address ("-" when not connected).
     pub addr: String,

@@ -403,19 +403,42 @@ impl Journal {
                 }
             },
         };
-        self.full = false;
-        // 1. Seal the active segment: recovery then knows it ended on purpose. Its file is
-        //    synced with the round, like the records in it.
+        // 1. Seal the active segment: recovery then knows it ended on purpose. Under a durable
+        //    policy the seal is on disk before the next segment gets its name (one sync per
+        //    segment), so a machine crash cannot leave a named next behind an unsealed one.
         let at = self.write_off;
         let seq = self.active;
+        let mut sealed_len = 0;
         if let Some(st) = self.segments.get_mut(&seq) {
-            let n = record::encode(
+            sealed_len = record::encode(
                 &mut st.seg.data_mut()[at..],
                 seq,
                 record::KIND_SEAL,
                 &[&next.to_le_bytes()],
             );
-            self.write_off = at + n;
+            if self.cfg.durability != Durability::None {
+                sync::sync_or_die(&st.seg.file);
+            }
+        }
+        // 2. Give the next its header, then its name: a file with a segment's name always has
+        //    a valid header, whenever the hub dies. If that fails, the seal is taken back and
+        //    the active segment stays as it was.
+        let seg = match ready.recycle(&self.cfg.dir, next) {
+            Ok(seg) => seg,
+            Err(e) => {
+                if let Some(st) = self.segments.get_mut(&seq) {
+                    st.seg.data_mut()[at..at + sealed_len].fill(0);
+                }
+                if !self.full {
+                    tracing::error!("journal full: cannot install segment {next}: {e}");
+                }
+                self.full = true;
+                return Err(AppendError::Full(e));
+            }
+        };
+        self.full = false;
+        self.write_off = at + sealed_len;
+        if let Some(st) = self.segments.get(&seq) {
             if self
                 .touched
                 .last()
@@ -424,11 +447,6 @@ impl Journal {
                 self.touched.push(st.seg.file.clone());
             }
         }
-        // 2. Give the next its header, then its name: a file with a segment's name always has
-        //    a valid header, whenever the hub dies.
-        let seg = ready
-            .recycle(&self.cfg.dir, next)
-            .map_err(AppendError::Full)?;
         self.touched.push(seg.file.clone());
         self.segments.insert(next, SegState { seg, pins: 0 });
         self.active = next;
@@ -515,9 +533,20 @@ impl Journal {
             if keep {
                 // Out of the segment sequence at once: a kept file must not look like a live
                 // segment to recovery.
+                let path = st.seg.path.clone();
                 match st.seg.retire(&self.cfg.dir) {
                     Ok(seg) => self.free.push(seg),
-                    Err(e) => tracing::warn!("journal: cannot keep segment {seq} for reuse: {e}"),
+                    Err(e) => {
+                        tracing::warn!("journal: cannot keep segment {seq} for reuse: {e}");
+                        if let Err(e) = std::fs::remove_file(&path) {
+                            // Left with its name, it would read as a gap at the next start.
+                            tracing::error!(
+                                "journal: cannot remove finished segment {}: {e}; remove it \
+                                 by hand before the hub restarts",
+                                path.display()
+                            );
+                        }
+                    }
                 }
             } else {
                 let path = st.seg.path.clone();
