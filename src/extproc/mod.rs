@@ -228,13 +228,14 @@ pub extern "C" fn dco_ext_send_request(
             if flags & !(DCO_BUFFERED | DCO_ONEWAY) != 0 {
                 return Err(invalid("unknown flags"));
             }
-            let id = s.send(proxy_id, flags & DCO_BUFFERED != 0, flags & DCO_ONEWAY != 0)?;
-            if id > i32::MAX as u64 {
+            // Checked before sending: a request PL/SQL cannot name must not go out.
+            if s.last_request_id() >= i32::MAX as u64 {
                 return Err(Error::new(
                     Status::Invalid,
                     "request ids of this session no longer fit PL/SQL: close the session",
                 ));
             }
+            let id = s.send(proxy_id, flags & DCO_BUFFERED != 0, flags & DCO_ONEWAY != 0)?;
             Ok(id as i64)
         })
     })
