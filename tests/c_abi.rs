@@ -14,6 +14,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::cbuild::{lib_dir, out_dir, root, SANITIZE, STRICT};
 use common::{echo_worker, Hub, Proc};
 use dco::client::{Session, SessionConfig};
 use dco::wire::HubAddr;
@@ -30,45 +31,6 @@ const SOURCES: &[(&str, &str)] = &[
     ("threads", "c_examples/threads.c"),
     ("bad_input", "tests/c/bad_input.c"),
 ];
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Where cargo put libdco.so and libdco.a for this profile: beside the `dco` binary. `cargo
-/// test` alone does not build the C libraries (only `cargo build` does); then they are built
-/// here, once, in a target directory of their own (the test's own is locked by cargo).
-fn lib_dir() -> PathBuf {
-    let mut dir = Path::new(env!("CARGO_BIN_EXE_dco"))
-        .parent()
-        .expect("the dco binary has a directory")
-        .to_path_buf();
-    if !dir.join("libdco.so").is_file() || !dir.join("libdco.a").is_file() {
-        static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-        dir = BUILT
-            .get_or_init(|| {
-                let target = root().join("target").join("c-abi");
-                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-                let st = Command::new(cargo)
-                    .args(["build", "--lib", "--target-dir"])
-                    .arg(&target)
-                    .current_dir(root())
-                    .status()
-                    .expect("run cargo build --lib");
-                assert!(st.success(), "cargo build --lib failed");
-                target.join("debug")
-            })
-            .clone();
-    }
-    for lib in ["libdco.so", "libdco.a"] {
-        assert!(
-            dir.join(lib).is_file(),
-            "{} is missing: cargo should build the cdylib and staticlib with the tests",
-            dir.join(lib).display()
-        );
-    }
-    dir
-}
 
 /// The compiled programs and how to run them.
 struct Programs {
@@ -102,47 +64,6 @@ fn programs() -> &'static Programs {
     static P: OnceLock<Programs> = OnceLock::new();
     P.get_or_init(build_all)
 }
-
-/// A directory of our own under cargo's scratch space for integration tests; directories left by
-/// earlier runs whose process is gone are removed.
-fn out_dir() -> PathBuf {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c_abi");
-    if let Ok(entries) = std::fs::read_dir(&base) {
-        for e in entries.flatten() {
-            let stale = e
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<i32>().ok())
-                .is_some_and(|pid| {
-                    // SAFETY: kill with signal 0 only checks whether the process exists.
-                    let gone = unsafe { libc::kill(pid, 0) } != 0;
-                    gone && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
-                });
-            if stale {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
-    let dir = base.join(std::process::id().to_string());
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the output directory");
-    dir
-}
-
-const STRICT: &[&str] = &[
-    "-std=c11",
-    "-Wall",
-    "-Wextra",
-    "-Werror",
-    "-pedantic",
-    "-g",
-    "-O1",
-];
-const SANITIZE: &[&str] = &[
-    "-fsanitize=address,undefined",
-    "-fno-sanitize-recover=all",
-    "-fno-omit-frame-pointer",
-];
 
 /// `cc` with the strict flags, `extra` flags, the source and the libdco.so in `lib` (with an
 /// rpath, so the program finds it there).
@@ -217,7 +138,7 @@ fn sanitizer_mode(dir: &Path) -> (Vec<&'static str>, Vec<(&'static str, &'static
 }
 
 fn build_all() -> Programs {
-    let dir = out_dir();
+    let dir = out_dir("c_abi");
     // A snapshot of this profile's libdco beside the programs (a hard link: cargo replaces the
     // file rather than rewriting it), so a `cargo build` running meanwhile cannot swap the
     // library under them.

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use common::cbuild::{lib_dir, out_dir, root, SANITIZE, STRICT};
 use common::{echo_worker, Hub};
 use dco::wire::HubAddr;
 use dco::worker::{self, Delivery, Outcome, ReplyBuf, WorkerConfig};
@@ -34,85 +35,6 @@ const CTRL: i32 = 23;
 const UNSERVED: i32 = 777;
 
 const SOURCE: &str = "tests/c/extproc_emulator.c";
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Where cargo put libdco.so for this profile: beside the `dco` binary. `cargo test` alone
-/// does not build the C libraries (only `cargo build` does); then they are built here, once,
-/// in a target directory of their own (the test's own is locked by cargo), the one
-/// tests/c_abi.rs uses.
-fn lib_dir() -> PathBuf {
-    let mut dir = Path::new(env!("CARGO_BIN_EXE_dco"))
-        .parent()
-        .expect("the dco binary has a directory")
-        .to_path_buf();
-    if !dir.join("libdco.so").is_file() {
-        static BUILT: OnceLock<PathBuf> = OnceLock::new();
-        dir = BUILT
-            .get_or_init(|| {
-                let target = root().join("target").join("c-abi");
-                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-                let st = Command::new(cargo)
-                    .args(["build", "--lib", "--target-dir"])
-                    .arg(&target)
-                    .current_dir(root())
-                    .status()
-                    .expect("run cargo build --lib");
-                assert!(st.success(), "cargo build --lib failed");
-                target.join("debug")
-            })
-            .clone();
-    }
-    assert!(
-        dir.join("libdco.so").is_file(),
-        "{} is missing: cargo should build the cdylib",
-        dir.join("libdco.so").display()
-    );
-    dir
-}
-
-/// A directory of our own under cargo's scratch space; those of earlier runs whose process is
-/// gone are removed.
-fn out_dir() -> PathBuf {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("extproc");
-    if let Ok(entries) = std::fs::read_dir(&base) {
-        for e in entries.flatten() {
-            let stale = e
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<i32>().ok())
-                .is_some_and(|pid| {
-                    // SAFETY: kill with signal 0 only checks whether the process exists.
-                    let gone = unsafe { libc::kill(pid, 0) } != 0;
-                    gone && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
-                });
-            if stale {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
-    let dir = base.join(std::process::id().to_string());
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the output directory");
-    dir
-}
-
-const STRICT: &[&str] = &[
-    "-std=c11",
-    "-Wall",
-    "-Wextra",
-    "-Werror",
-    "-pedantic",
-    "-g",
-    "-O1",
-];
-const SANITIZE: &[&str] = &[
-    "-fsanitize=address,undefined",
-    "-fno-sanitize-recover=all",
-    "-fno-omit-frame-pointer",
-];
 
 /// The two builds of the emulator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,7 +136,7 @@ fn emulator() -> &'static Emulator {
 /// Compiles both builds, with the sanitizers when a probe run of both works with them (with
 /// leak detection, else without), else without sanitizers.
 fn build() -> Emulator {
-    let dir = out_dir();
+    let dir = out_dir("extproc");
     // A snapshot of libdco.so (a hard link: cargo replaces the file rather than rewriting it),
     // so a `cargo build` running meanwhile cannot swap the library under the runs.
     let (from, to) = (lib_dir().join("libdco.so"), dir.join("libdco.so"));

@@ -164,6 +164,32 @@ unsafe fn set_out(len: *mut c_int, ind: *mut c_short, n: usize) {
     }
 }
 
+/// The common end of a read: notes the worker's return code, sets the RAW OUT parameter's
+/// LENGTH and INDICATOR for the part copied into a buffer of `cap` bytes, and returns the
+/// reply's total length.
+///
+/// # Safety
+/// Non-NULL `len` and `ind` must be writable (extproc's contract).
+unsafe fn reply_out(
+    r: Result<(usize, i32)>,
+    cap: usize,
+    len: *mut c_int,
+    ind: *mut c_short,
+) -> Result<i64> {
+    match r {
+        Ok((total, rcode)) => {
+            crate::ffi::set_last_rcode(rcode);
+            // SAFETY: per this function's contract.
+            unsafe { set_out(len, ind, total.min(cap)) };
+            Ok(total as i64)
+        }
+        Err(e) => {
+            crate::ffi::set_last_rcode(e.rcode);
+            Err(e)
+        }
+    }
+}
+
 /// `dco.write(data RAW)`: appends `data` to the body being built.
 ///
 /// Call spec: `PARAMETERS (CONTEXT, data RAW, data LENGTH INT, data INDICATOR SHORT, RETURN INT)`.
@@ -274,18 +300,10 @@ pub extern "C" fn dco_ext_read_request(
             if request_id <= 0 {
                 return Err(Error::new(Status::UnknownId, "request id was never issued"));
             }
+            let cap = out.len();
             let r = s.read_into(request_id as u64, timeout(timeout_ms), out);
-            let (total, rcode) = match r {
-                Ok(v) => v,
-                Err(e) => {
-                    crate::ffi::set_last_rcode(e.rcode);
-                    return Err(e);
-                }
-            };
-            crate::ffi::set_last_rcode(rcode);
             // SAFETY: extproc passes LENGTH and INDICATOR by reference for OUT parameters.
-            unsafe { set_out(buf_len, buf_ind, total.min(out.len())) };
-            Ok(total as i64)
+            unsafe { reply_out(r, cap, buf_len, buf_ind) }
         })
     })
 }
@@ -343,18 +361,12 @@ pub extern "C" fn dco_ext_call_sync(
         with_session(ctx, |s| {
             // SAFETY: extproc passes a buffer of MAXLEN bytes.
             let out = unsafe { out_raw(buf, buf_maxlen)? };
-            let r = s.call_into(proxy_id, timeout(timeout_ms), out);
-            let (_, total, rcode) = match r {
-                Ok(v) => v,
-                Err(e) => {
-                    crate::ffi::set_last_rcode(e.rcode);
-                    return Err(e);
-                }
-            };
-            crate::ffi::set_last_rcode(rcode);
+            let cap = out.len();
+            let r = s
+                .call_into(proxy_id, timeout(timeout_ms), out)
+                .map(|(_, n, rc)| (n, rc));
             // SAFETY: extproc passes LENGTH and INDICATOR by reference for OUT parameters.
-            unsafe { set_out(buf_len, buf_ind, total.min(out.len())) };
-            Ok(total as i64)
+            unsafe { reply_out(r, cap, buf_len, buf_ind) }
         })
     })
 }

@@ -1,6 +1,8 @@
 //! Shared test harness: real `dco` processes on free ports, killed when dropped.
 #![allow(dead_code)]
 
+pub mod cbuild;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
