@@ -559,8 +559,9 @@ impl Session {
             wire::encode_done(&mut conn.out, &self.done_ids);
             self.done_ids.clear();
         }
-        let first_unwritten = self.entries.iter().position(|e| e.id > self.written_id);
-        if let Some(i) = first_unwritten {
+        // Entries are in id order: the unwritten ones are a tail.
+        let i = self.entries.partition_point(|e| e.id <= self.written_id);
+        if i < self.entries.len() {
             let from = self.entries[i].start - self.log_base;
             conn.out.extend_from_slice(&self.log[from..]);
         }
