@@ -155,35 +155,54 @@ pub fn lock_dir(dir: &std::path::Path) -> io::Result<std::fs::File> {
     Ok(f)
 }
 
-/// Writes all of `buf` to the socket `fd` with `MSG_NOSIGNAL` (a closed peer gives EPIPE, not
-/// SIGPIPE), retrying on EINTR and short writes. Blocks like `write_all`; honours the socket's
-/// send timeout if one is set.
-pub fn send_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        // SAFETY: `buf` is a valid readable slice for the whole call and `fd` an open socket
-        // owned by the caller.
-        let n = unsafe {
-            libc::send(
-                fd,
-                buf.as_ptr() as *const libc::c_void,
-                buf.len(),
-                libc::MSG_NOSIGNAL,
-            )
-        };
-        if n < 0 {
+/// Writes what the socket `fd` takes of `buf` now, without waiting (`MSG_DONTWAIT`), and with
+/// `MSG_NOSIGNAL`: a closed peer gives EPIPE, not SIGPIPE. WouldBlock when it takes nothing.
+pub fn send_nowait(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a valid readable slice for the whole call and `fd` an open socket
+    // owned by the caller.
+    let n = unsafe {
+        libc::send(
+            fd,
+            buf.as_ptr() as *const libc::c_void,
+            buf.len(),
+            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else if n == 0 && !buf.is_empty() {
+        Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            "the socket took nothing",
+        ))
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Waits up to `timeout` until `fd` is readable or writable; returns (readable, writable). An
+/// error or hang-up counts as both (the next read or write reports it).
+pub fn poll_rw(fd: RawFd, timeout: std::time::Duration) -> io::Result<(bool, bool)> {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN | libc::POLLOUT,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    loop {
+        // SAFETY: `p` is one valid pollfd for the whole call.
+        let r = unsafe { libc::poll(&mut p, 1, ms) };
+        if r < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
             return Err(e);
         }
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                "the socket took nothing",
-            ));
-        }
-        buf = &buf[n as usize..];
+        let bad = p.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0;
+        return Ok((
+            bad || p.revents & libc::POLLIN != 0,
+            bad || p.revents & libc::POLLOUT != 0,
+        ));
     }
-    Ok(())
 }

@@ -489,3 +489,30 @@ fn bench_runs_end_to_end() {
         assert!(text.contains(line), "missing '{line}' in:\n{text}");
     }
 }
+
+/// Large bodies both ways, more than the hub buffers for a peer: neither a worker nor a caller
+/// may end up stuck in a write while the hub waits for it to read.
+#[test]
+fn large_bodies_in_bulk_do_not_deadlock() {
+    let hub = Hub::start(&[]);
+    let _w = echo_worker(&hub.unix_addr(), 7);
+    hub.wait_workers(7, 1);
+    for addr in [hub.addr.clone(), hub.unix_addr()] {
+        let mut s = session(&addr);
+        let body: Vec<u8> = (0..512 * 1024u32).map(|i| (i % 253) as u8).collect();
+        let ids: Vec<u64> = (0..60)
+            .map(|_| {
+                s.write(&body).unwrap();
+                s.send(7, true, false).unwrap()
+            })
+            .collect();
+        // One 30 MB write; the replies (30 MB more) pile up at the hub meanwhile.
+        s.submit().unwrap();
+        for id in ids {
+            let r = s.read(id, Some(Duration::from_secs(60))).unwrap();
+            assert!(r.body == body, "reply {id} differs");
+        }
+    }
+    let v = hub.stats();
+    assert_eq!(v["proxies"][0]["redelivered"], 0, "nothing ran twice: {v}");
+}

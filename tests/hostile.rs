@@ -1435,7 +1435,10 @@ fn a_caller_that_never_reads_cannot_grow_the_hub_without_bound() {
             .expect("RssAnon in /proc/PID/status")
     };
     let before = rss_anon_kib();
-    const N: u64 = 48;
+    // The hub holds at most its output limit for the caller (8 MiB) plus the replies of what
+    // was already with the worker when it stopped dispatching for that caller; far less than
+    // the N MiB of replies the caller is owed.
+    const N: u64 = 128;
     let mut r = Raw::connect(&bed.hub, "never-reads");
     r.send(&caller_hello());
     r.expect_welcome();
@@ -1470,7 +1473,7 @@ fn a_caller_that_never_reads_cannot_grow_the_hub_without_bound() {
     r.s.shutdown(Shutdown::Both).unwrap();
     sender.join().unwrap();
     assert!(
-        grown_mib < 24,
+        grown_mib < 64,
         "the hub grew by {grown_mib} MiB of anonymous memory for {N} MiB of replies nobody reads"
     );
 }

@@ -595,7 +595,13 @@ impl Session {
             Some(d) if d < dead_at => d,
             _ => dead_at,
         };
-        match conn.fill(Some(wait_until)) {
+        // Frames read while a write waited (see Conn::flush) are handled before waiting.
+        let got = if conn.has_frame() {
+            Ok(true)
+        } else {
+            conn.fill(Some(wait_until))
+        };
+        match got {
             Err(e) => return Err(self.lose(Status::NotConnected, &e.to_string(), false)),
             Ok(false) => {
                 if Instant::now() >= dead_at {

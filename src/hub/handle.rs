@@ -409,7 +409,8 @@ impl Hub {
                     continue;
                 };
                 if let Role::Worker(wk) = &peer.role {
-                    if wk.inflight < wk.capacity
+                    if !peer.closing
+                        && wk.inflight < wk.capacity
                         && peer.pending_out() < WORKER_OUT_LIMIT
                         && best.is_none_or(|(_, n)| wk.inflight < n)
                     {
@@ -431,6 +432,22 @@ impl Hub {
                 tracing::error!("journal record at {pos:#x} is not a request; dropped");
                 continue;
             };
+            // A caller that does not read its replies gets no more until it does: its request
+            // is held aside (the queue goes on for the others) and put back when its output
+            // drains, so the hub's memory stays bounded.
+            let backlogged = self
+                .sessions
+                .get(&a.session)
+                .and_then(|ss| ss.conn)
+                .and_then(|(t, id)| self.peers.get(t)?.as_ref().filter(|c| c.id == id))
+                .is_some_and(|c| c.pending_out() > super::server::OUT_PAUSE);
+            if backlogged {
+                self.held
+                    .entry(a.session)
+                    .or_default()
+                    .push_back((proxy, pos));
+                continue;
+            }
             let attempt = if self.attempts.is_empty() {
                 1
             } else {
@@ -522,6 +539,24 @@ impl Hub {
         self.answer(&f, status, rcode, body);
         self.dispatch(f.proxy);
         Ok(())
+    }
+
+    /// Puts the requests held aside for `session` (see `dispatch`) back at the head of their
+    /// queues, in their order, and dispatches them.
+    pub(super) fn release_held(&mut self, session: u64) {
+        let Some(held) = self.held.remove(&session) else {
+            return;
+        };
+        let mut proxies = Vec::new();
+        for (proxy, pos) in held.into_iter().rev() {
+            self.router.proxy(proxy).queue.push_front(pos);
+            if !proxies.contains(&proxy) {
+                proxies.push(proxy);
+            }
+        }
+        for proxy in proxies {
+            self.dispatch(proxy);
+        }
     }
 
     /// Records a delivered request's outcome and sends it to its caller if connected.
@@ -686,7 +721,8 @@ impl Hub {
         match peer.role {
             Role::Greeting | Role::Monitor => {}
             Role::Caller(c) => {
-                // The session stays: its requests go on, their answers wait for it.
+                // The session stays: its requests go on, their answers wait for it (in the
+                // journal, so nothing needs holding aside any more).
                 if let Some(ss) = self.sessions.get_mut(&c.session) {
                     if ss.conn.is_some_and(|(tok, id)| tok == t && id == peer.id) {
                         ss.conn = None;
@@ -694,6 +730,7 @@ impl Hub {
                     }
                 }
                 self.ack_waiters.retain(|x| *x != t);
+                self.release_held(c.session);
             }
             Role::Worker(w) => {
                 let me = WorkerRef {
@@ -781,7 +818,13 @@ impl Hub {
                 uptime_s: self.started.elapsed().as_secs(),
                 connections: self.peers.iter().flatten().count(),
                 inflight: self.flights.len(),
-                queued: self.router.proxies.values().map(|p| p.queue.len()).sum(),
+                queued: self
+                    .router
+                    .proxies
+                    .values()
+                    .map(|p| p.queue.len())
+                    .sum::<usize>()
+                    + self.held.values().map(|h| h.len()).sum::<usize>(),
                 busy: self.busy,
                 protocol_errors: self.protocol_errors,
                 journal_segments: self.store.segments(),

@@ -30,7 +30,7 @@ const WAKER: Token = Token(usize::MAX - 3);
 const TICK: Duration = Duration::from_millis(100);
 
 /// Stop reading a peer whose unwritten output is over this; resume below half of it.
-const OUT_PAUSE: usize = 8 * 1024 * 1024;
+pub(super) const OUT_PAUSE: usize = 8 * 1024 * 1024;
 
 /// A connection that has not said HELLO within this time is dropped.
 const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
@@ -184,6 +184,9 @@ pub(super) struct Hub {
     pub(super) attempts: HashMap<Pos, u32>,
     /// Callers with requests waiting for their ACK.
     pub(super) ack_waiters: Vec<usize>,
+    /// Requests held aside while their caller does not read its replies: session -> (proxy,
+    /// ACCEPT position), in queue order.
+    pub(super) held: HashMap<u64, std::collections::VecDeque<(i32, Pos)>>,
     _waker: Arc<mio::Waker>,
     /// The time of this round (read once per wake-up).
     pub(super) now: Instant,
@@ -262,6 +265,7 @@ impl Hub {
             sessions: HashMap::new(),
             attempts: HashMap::new(),
             ack_waiters: Vec::new(),
+            held: HashMap::new(),
             _waker: waker,
             stats_key: ahash::RandomState::new(),
             now: Instant::now(),
@@ -390,6 +394,8 @@ impl Hub {
             }
             // A peer that does not read what the hub writes is not read either, until its
             // output drains: the hub's memory stays bounded whatever a peer does.
+            // Every peer must keep reading while it writes (the library does, see
+            // Conn::flush), or this and its blocked write wait for each other.
             if peer.pending_out() > OUT_PAUSE {
                 peer.paused = true;
                 return;
@@ -487,6 +493,7 @@ impl Hub {
     /// Writes every peer that has output.
     fn flush_dirty(&mut self) {
         let mut resume = Vec::new();
+        let mut release = Vec::new();
         while !self.dirty.is_empty() {
             let dirty = std::mem::take(&mut self.dirty);
             for t in dirty {
@@ -509,14 +516,24 @@ impl Hub {
                         continue;
                     }
                 }
-                if peer.paused && peer.pending_out() <= OUT_PAUSE / 2 {
-                    peer.paused = false;
-                    resume.push(t);
+                if peer.pending_out() <= OUT_PAUSE / 2 {
+                    if peer.paused {
+                        peer.paused = false;
+                        resume.push(t);
+                    }
+                    if let Role::Caller(c) = &peer.role {
+                        if self.held.contains_key(&c.session) {
+                            release.push(c.session);
+                        }
+                    }
                 }
             }
         }
         // Paused readers whose output drained: read what waited (edge-triggered polling will
         // not report it again).
+        for session in release {
+            self.release_held(session);
+        }
         for t in resume {
             self.read_peer(t, false);
         }

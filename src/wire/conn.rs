@@ -120,6 +120,9 @@ pub struct Conn {
 
 const READ_CHUNK: usize = 64 * 1024;
 
+/// How long `flush` waits for a peer that neither takes nor sends a byte.
+const FLUSH_STALL: Duration = Duration::from_secs(60);
+
 impl Conn {
     /// Connects to `addr`, waiting at most `timeout`. TCP connections get `TCP_NODELAY` and
     /// kernel keep-alive, so a silently dropped link is noticed even when idle.
@@ -162,16 +165,50 @@ impl Conn {
         }
     }
 
-    /// Writes everything in `out` and empties it.
+    /// Writes everything in `out` and empties it. While the peer takes no more bytes, what it
+    /// sends meanwhile is read into the input buffer (not decoded): a hub that stops reading
+    /// a peer until that peer reads its output (it does, above 8 MiB) must never find the peer
+    /// stuck in a write. Fails if the peer neither takes nor sends a byte for a minute.
     pub fn flush(&mut self) -> io::Result<()> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        // send(2) with MSG_NOSIGNAL: a hub that went away must give an error, never a SIGPIPE
-        // that would kill the C program (or Oracle's extproc agent) we are loaded in.
-        let r = crate::sys::send_all(self.fd(), &self.out);
+        let mut at = 0;
+        let r = loop {
+            if at == self.out.len() {
+                break Ok(());
+            }
+            // MSG_NOSIGNAL: a hub that went away must give an error, never a SIGPIPE that
+            // would kill the C program (or Oracle's extproc agent) we are loaded in.
+            match crate::sys::send_nowait(self.fd(), &self.out[at..]) {
+                Ok(n) => at += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    match crate::sys::poll_rw(self.fd(), FLUSH_STALL) {
+                        Ok((false, false)) => {
+                            break Err(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                "the hub took nothing and sent nothing for a minute",
+                            ))
+                        }
+                        Ok((true, _)) => {
+                            // Read what is there now, without waiting.
+                            if let Err(e) = self.fill(Some(Instant::now())) {
+                                break Err(e);
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => break Err(e),
+                    }
+                }
+                Err(e) => break Err(e),
+            }
+        };
         self.out.clear();
         r
+    }
+
+    /// Whether a whole frame (or bytes that can never become one) is already in the input
+    /// buffer, so decoding can go on without reading.
+    pub fn has_frame(&self) -> bool {
+        !matches!(self.next_frame(), Ok(None))
     }
 
     /// Decodes the next whole frame already read, if any. The frame borrows the input buffer;

@@ -239,6 +239,10 @@ fn serve(
         if stop.load(Ordering::Relaxed) {
             return Ok(());
         }
+        // The write may have read frames meanwhile (see Conn::flush): handle them first.
+        if conn.has_frame() {
+            continue;
+        }
         let dead_at = conn.last_rx + keepalive * 3;
         let now = Instant::now();
         if now >= dead_at {
