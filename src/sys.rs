@@ -33,23 +33,22 @@ pub fn set_keepalive(fd: RawFd, idle_s: i32) {
     );
 }
 
-/// Reads what is already there without waiting (`recv` with `MSG_DONTWAIT`).
-pub fn recv_nowait(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is a valid, writable slice of `buf.len()` bytes for the whole call, and `fd`
-    // is an open socket owned by the caller.
-    let n = unsafe {
-        libc::recv(
-            fd,
-            buf.as_mut_ptr() as *mut libc::c_void,
-            buf.len(),
-            libc::MSG_DONTWAIT,
-        )
-    };
+/// Receives up to `max` bytes from the socket `fd` and appends them to `buf`, straight into its
+/// spare capacity (no zeroing first). `flags` as for recv(2); Ok(0) is the end of the stream.
+pub fn recv_append(fd: RawFd, buf: &mut Vec<u8>, max: usize, flags: i32) -> io::Result<usize> {
+    buf.reserve(max);
+    let spare = buf.spare_capacity_mut();
+    let want = spare.len().min(max);
+    // SAFETY: `spare` is writable memory owned by `buf`, at least `want` bytes long; recv writes
+    // at most `want` bytes into it and `fd` is an open socket owned by the caller.
+    let n = unsafe { libc::recv(fd, spare.as_mut_ptr() as *mut libc::c_void, want, flags) };
     if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
+        return Err(io::Error::last_os_error());
     }
+    let len = buf.len();
+    // SAFETY: recv initialised exactly `n` (<= want <= spare capacity) bytes after `len`.
+    unsafe { buf.set_len(len + n as usize) };
+    Ok(n as usize)
 }
 
 /// A random non-zero 64-bit number from the kernel (for session and hub ids).
@@ -180,12 +179,16 @@ pub fn send_nowait(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     }
 }
 
-/// Waits up to `timeout` until `fd` is readable or writable; returns (readable, writable). An
-/// error or hang-up counts as both (the next read or write reports it).
-pub fn poll_rw(fd: RawFd, timeout: std::time::Duration) -> io::Result<(bool, bool)> {
+/// Waits up to `timeout` until `fd` is writable, or readable when `read` is set; returns
+/// (readable, writable). An error or hang-up counts as both (the next read or write reports it).
+pub fn poll_rw(fd: RawFd, read: bool, timeout: std::time::Duration) -> io::Result<(bool, bool)> {
     let mut p = libc::pollfd {
         fd,
-        events: libc::POLLIN | libc::POLLOUT,
+        events: if read {
+            libc::POLLIN | libc::POLLOUT
+        } else {
+            libc::POLLOUT
+        },
         revents: 0,
     };
     let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
@@ -201,7 +204,7 @@ pub fn poll_rw(fd: RawFd, timeout: std::time::Duration) -> io::Result<(bool, boo
         }
         let bad = p.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0;
         return Ok((
-            bad || p.revents & libc::POLLIN != 0,
+            bad || (read && p.revents & libc::POLLIN != 0),
             bad || p.revents & libc::POLLOUT != 0,
         ));
     }

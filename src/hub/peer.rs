@@ -1,7 +1,7 @@
 //! One connection to the hub: its socket, its buffers and what kind of peer it is.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::time::Instant;
 
 use mio::event::Source;
@@ -18,17 +18,18 @@ pub enum Stream {
 }
 
 impl Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf),
-            Stream::Unix(s) => s.read(buf),
-        }
-    }
-
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
         }
     }
 
@@ -170,16 +171,11 @@ impl Peer {
 
     /// Reads one chunk into `inbuf`, growing it by at most [`READ_CHUNK`].
     pub fn read_some(&mut self) -> io::Result<ReadOutcome> {
-        let old = self.inbuf.len();
-        self.inbuf.resize(old + READ_CHUNK, 0);
+        let fd = self.stream.raw_fd();
         loop {
-            match self.stream.read(&mut self.inbuf[old..]) {
-                Ok(0) => {
-                    self.inbuf.truncate(old);
-                    return Ok(ReadOutcome::Closed);
-                }
+            match crate::sys::recv_append(fd, &mut self.inbuf, READ_CHUNK, 0) {
+                Ok(0) => return Ok(ReadOutcome::Closed),
                 Ok(n) => {
-                    self.inbuf.truncate(old + n);
                     self.last_rx = Instant::now();
                     // A short read drained the socket (stream sockets, see epoll(7)): the next
                     // bytes raise a new edge, so there is no need to read until WouldBlock.
@@ -190,14 +186,8 @@ impl Peer {
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.inbuf.truncate(old);
-                    return Ok(ReadOutcome::Empty);
-                }
-                Err(e) => {
-                    self.inbuf.truncate(old);
-                    return Err(e);
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadOutcome::Empty),
+                Err(e) => return Err(e),
             }
         }
     }

@@ -394,9 +394,11 @@ impl Hub {
             }
             // A peer that does not read what the hub writes is not read either, until its
             // output drains: the hub's memory stays bounded whatever a peer does.
-            // Every peer must keep reading while it writes (the library does, see
-            // Conn::flush), or this and its blocked write wait for each other.
-            if peer.pending_out() > OUT_PAUSE {
+            // A caller must keep reading while it writes (the library does, see Conn::flush),
+            // or this and its blocked write wait for each other. Workers are never paused: the
+            // hub's output to a worker is bounded by dispatch, and their RESULTs must always
+            // flow (a worker may stop reading while it writes).
+            if peer.pending_out() > OUT_PAUSE && !matches!(peer.role, Role::Worker(_)) {
                 peer.paused = true;
                 return;
             }

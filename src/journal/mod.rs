@@ -383,9 +383,8 @@ impl Journal {
         let next = self.active + 1;
         // Get the next segment ready (under a spare name) before touching the active one, so
         // a full disk leaves the active segment as it was.
-        let spare = self.preparer.take();
-        let asked = spare.is_some();
-        let ready = match spare.or_else(|| self.free.pop()) {
+        // A reclaimed segment first (already allocated and faulted in), then a prepared spare.
+        let ready = match self.free.pop().or_else(|| self.preparer.take()) {
             Some(s) => s,
             // Named apart from the preparer's spares, which may be in the making.
             None => match Segment::create_spare(
@@ -451,7 +450,8 @@ impl Journal {
         self.segments.insert(next, SegState { seg, pins: 0 });
         self.active = next;
         self.write_off = SEGMENT_HEADER;
-        if asked || self.free.is_empty() {
+        // One spare in the making at most, and none while reclaimed segments are at hand.
+        if self.free.is_empty() && !self.preparer.pending() {
             self.preparer.request(next + 1);
         }
         self.reclaim();

@@ -69,27 +69,35 @@ fn run(rx: Receiver<(Pos, Vec<Arc<File>>)>, durable: Arc<AtomicU64>, wake: Box<d
 /// Keeps one spare segment ready (allocated and pre-faulted) off the hub's thread.
 pub struct Preparer {
     tx: Sender<u64>,
-    rx: Receiver<Segment>,
+    /// A prepared spare, or None when preparing one failed.
+    rx: Receiver<Option<Segment>>,
+    /// Spares asked for and not yet taken.
+    outstanding: std::cell::Cell<usize>,
 }
 
 impl Preparer {
     /// Starts the thread for segments of `size` bytes in `dir`.
     pub fn start(dir: PathBuf, size: usize) -> Preparer {
         let (req_tx, req_rx) = unbounded::<u64>();
-        let (seg_tx, seg_rx) = unbounded::<Segment>();
+        let (seg_tx, seg_rx) = unbounded::<Option<Segment>>();
         let spawned = std::thread::Builder::new()
             .name("dco-journal-prep".into())
             .spawn(move || {
                 while let Ok(n) = req_rx.recv() {
                     match Segment::create_spare(&dir, &format!("p{n}"), size) {
                         Ok(s) => {
-                            if seg_tx.send(s).is_err() {
+                            if seg_tx.send(Some(s)).is_err() {
                                 return;
                             }
                         }
                         // Gone directory: the journal was closed and removed meanwhile.
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-                        Err(e) => tracing::warn!("journal: cannot prepare a spare segment: {e}"),
+                        Err(e) => {
+                            tracing::warn!("journal: cannot prepare a spare segment: {e}");
+                            if seg_tx.send(None).is_err() {
+                                return;
+                            }
+                        }
                     }
                 }
             });
@@ -99,16 +107,32 @@ impl Preparer {
         Preparer {
             tx: req_tx,
             rx: seg_rx,
+            outstanding: std::cell::Cell::new(0),
         }
     }
 
     /// Asks for a spare; `n` only names its file.
     pub fn request(&self, n: u64) {
-        let _ = self.tx.send(n);
+        if self.tx.send(n).is_ok() {
+            self.outstanding.set(self.outstanding.get() + 1);
+        }
+    }
+
+    /// Whether a spare was asked for and not taken yet (ready or in the making).
+    pub fn pending(&self) -> bool {
+        self.outstanding.get() > 0
     }
 
     /// A prepared spare, if one is ready.
     pub fn take(&self) -> Option<Segment> {
-        self.rx.try_recv().ok()
+        // A failed attempt counts as taken, so the next roll asks again.
+        while let Ok(s) = self.rx.try_recv() {
+            self.outstanding
+                .set(self.outstanding.get().saturating_sub(1));
+            if s.is_some() {
+                return s;
+            }
+        }
+        None
     }
 }

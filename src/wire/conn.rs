@@ -5,7 +5,7 @@
 //! kept with `SO_RCVTIMEO`, set only when the wanted timeout moves far from the current one, so
 //! a loop of calls with the same timeout costs no extra system call.
 
-use std::io::{self, Read};
+use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -116,6 +116,9 @@ pub struct Conn {
     read_timeout: Option<Duration>,
     /// When bytes last arrived.
     pub last_rx: Instant,
+    /// Most unread input `flush` takes in while its write waits (None: no limit; a caller's
+    /// hub stops reading it until it reads, so a caller must not limit itself).
+    pub read_ahead_limit: Option<usize>,
 }
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -155,6 +158,7 @@ impl Conn {
             max_frame: super::DEFAULT_MAX_FRAME,
             read_timeout: None,
             last_rx: Instant::now(),
+            read_ahead_limit: None,
         })
     }
 
@@ -181,7 +185,11 @@ impl Conn {
                 Ok(n) => at += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    match crate::sys::poll_rw(self.fd(), FLUSH_STALL) {
+                    // Read ahead only up to the limit, if any (a worker's: the hub always
+                    // reads a worker, so a worker need not read to be read).
+                    let unread = self.inbuf.len() - self.start;
+                    let read_ok = self.read_ahead_limit.is_none_or(|l| unread < l);
+                    match crate::sys::poll_rw(self.fd(), read_ok, FLUSH_STALL) {
                         Ok((false, false)) => {
                             break Err(io::Error::new(
                                 io::ErrorKind::TimedOut,
@@ -233,23 +241,12 @@ impl Conn {
             self.inbuf.drain(..self.start);
             self.start = 0;
         }
-        let old = self.inbuf.len();
-        if self.inbuf.capacity() - old < READ_CHUNK / 4 {
-            self.inbuf.reserve(READ_CHUNK);
-        }
-        let cap = self.inbuf.capacity();
-        self.inbuf.resize(cap, 0);
-        let r = self.read_until(old, deadline);
-        match r {
-            Ok(0) => {
-                self.inbuf.truncate(old);
-                Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the hub closed the connection",
-                ))
-            }
-            Ok(n) => {
-                self.inbuf.truncate(old + n);
+        match self.read_until(deadline) {
+            Ok(0) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the hub closed the connection",
+            )),
+            Ok(_) => {
                 self.last_rx = Instant::now();
                 Ok(true)
             }
@@ -259,34 +256,34 @@ impl Conn {
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                self.inbuf.truncate(old);
                 Ok(false)
             }
-            Err(e) => {
-                self.inbuf.truncate(old);
-                Err(e)
-            }
+            Err(e) => Err(e),
         }
     }
 
-    fn read_until(&mut self, at: usize, deadline: Option<Instant>) -> io::Result<usize> {
+    /// Appends what arrives before `deadline` to the input buffer (a blocking `recv` bounded by
+    /// `SO_RCVTIMEO`; a deadline already passed only looks).
+    fn read_until(&mut self, deadline: Option<Instant>) -> io::Result<usize> {
+        let fd = self.fd();
         loop {
             let remaining = match deadline {
                 None => None,
                 Some(d) => {
                     let now = Instant::now();
                     if d <= now {
-                        return crate::sys::recv_nowait(self.fd(), &mut self.inbuf[at..]);
+                        return crate::sys::recv_append(
+                            fd,
+                            &mut self.inbuf,
+                            READ_CHUNK,
+                            libc::MSG_DONTWAIT,
+                        );
                     }
                     Some(d - now)
                 }
             };
             self.set_timeout(remaining)?;
-            let r = match &mut self.stream {
-                Stream::Tcp(s) => s.read(&mut self.inbuf[at..]),
-                Stream::Unix(s) => s.read(&mut self.inbuf[at..]),
-            };
-            match r {
+            match crate::sys::recv_append(fd, &mut self.inbuf, READ_CHUNK, 0) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e)
                     if matches!(

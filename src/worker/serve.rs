@@ -198,6 +198,9 @@ fn greet(cfg: &WorkerConfig, addr: &HubAddr, session: u64) -> Result<(Conn, Dura
         Some(Err(e)) => Err(e),
         Some(Ok(w)) => {
             conn.max_frame = w.max_frame.saturating_add(64);
+            // Deliveries read ahead while a write waits stay bounded (the hub's memory for a
+            // caller that does not read depends on what is in flight at its workers).
+            conn.read_ahead_limit = Some(8 * 1024 * 1024);
             Ok((conn, Duration::from_millis(w.keepalive_ms.max(100) as u64)))
         }
     }
