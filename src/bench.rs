@@ -288,7 +288,10 @@ pub fn run(mut a: BenchArgs) -> Result<ExitCode, String> {
         let (mut l_off, mut l_none) = (Vec::new(), Vec::new());
         let slice = 500;
         for _ in 0..(a.rounds / slice).max(1) {
+            // A few unrecorded calls after each switch: both sides wake from the same idle.
+            sequential_raw(&mut s_off, a.proxy, &body64, 20)?;
             l_off.extend(sequential_raw(&mut s_off, a.proxy, &body64, slice)?);
+            sequential_raw(&mut s_none, a.proxy, &body64, 20)?;
             l_none.extend(sequential_raw(&mut s_none, a.proxy, &body64, slice)?);
         }
         let (l_off, l_none) = (percentiles(l_off), percentiles(l_none));
