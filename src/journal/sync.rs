@@ -68,7 +68,9 @@ fn run(rx: Receiver<(Pos, Vec<Arc<File>>)>, durable: Arc<AtomicU64>, wake: Box<d
 
 /// Keeps one spare segment ready (allocated and pre-faulted) off the hub's thread.
 pub struct Preparer {
-    tx: Sender<u64>,
+    /// None once dropped (the thread then ends).
+    tx: Option<Sender<u64>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     /// A prepared spare, or None when preparing one failed.
     rx: Receiver<Option<Segment>>,
     /// Spares asked for and not yet taken.
@@ -84,7 +86,10 @@ impl Preparer {
             .name("dco-journal-prep".into())
             .spawn(move || {
                 while let Ok(n) = req_rx.recv() {
-                    match Segment::create_spare(&dir, &format!("p{n}"), size) {
+                    // A name no other writer can be using (another journal's preparer, in
+                    // this process or not, may still be finishing a spare in this directory).
+                    let name = format!("p{n}-{:016x}", crate::sys::random_u64());
+                    match Segment::create_spare(&dir, &name, size) {
                         Ok(s) => {
                             if seg_tx.send(Some(s)).is_err() {
                                 return;
@@ -101,11 +106,18 @@ impl Preparer {
                     }
                 }
             });
-        if let Err(e) = spawned {
-            tracing::warn!("journal: no segment preparer thread ({e}); segments made on demand");
-        }
+        let thread = match spawned {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(
+                    "journal: no segment preparer thread ({e}); segments made on demand"
+                );
+                None
+            }
+        };
         Preparer {
-            tx: req_tx,
+            tx: Some(req_tx),
+            thread,
             rx: seg_rx,
             outstanding: std::cell::Cell::new(0),
         }
@@ -113,7 +125,7 @@ impl Preparer {
 
     /// Asks for a spare; `n` only names its file.
     pub fn request(&self, n: u64) {
-        if self.tx.send(n).is_ok() {
+        if self.tx.as_ref().is_some_and(|tx| tx.send(n).is_ok()) {
             self.outstanding.set(self.outstanding.get() + 1);
         }
     }
@@ -134,5 +146,15 @@ impl Preparer {
             }
         }
         None
+    }
+}
+
+impl Drop for Preparer {
+    /// Stops the thread and waits for it: no spare is being written once the journal is gone.
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
