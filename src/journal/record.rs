@@ -33,7 +33,8 @@ pub enum Scan<'a> {
     Invalid(&'static str),
 }
 
-fn seed(seq: u64) -> u32 {
+/// The CRC seed of segment `seq` (the same for every record of the segment: compute it once).
+pub fn seed(seq: u64) -> u32 {
     crc32c::crc32c(&seq.to_le_bytes())
 }
 
@@ -55,6 +56,11 @@ pub fn encoded_len(payload: usize) -> usize {
 /// Writes a record made of `parts` at the start of `out`, which must be at least
 /// `encoded_len(sum of parts)` long. Returns the bytes written.
 pub fn encode(out: &mut [u8], seq: u64, kind: u8, parts: &[&[u8]]) -> usize {
+    encode_seeded(out, seed(seq), kind, parts)
+}
+
+/// [`encode`] with the segment's seed already computed (see [`seed`]).
+pub fn encode_seeded(out: &mut [u8], seed: u32, kind: u8, parts: &[&[u8]]) -> usize {
     debug_assert!(kind != 0);
     let len: usize = parts.iter().map(|p| p.len()).sum();
     let mut at = RECORD_HEADER;
@@ -62,16 +68,23 @@ pub fn encode(out: &mut [u8], seq: u64, kind: u8, parts: &[&[u8]]) -> usize {
         out[at..at + p.len()].copy_from_slice(p);
         at += p.len();
     }
-    let crc = checksum(seq, len as u32, kind, parts);
     out[8] = kind;
+    // The CRC covers len | kind | payload: the last two lie together in `out` now.
+    let len_le = (len as u32).to_le_bytes();
+    let crc = crc32c::crc32c_append(crc32c::crc32c_append(seed, &len_le), &out[8..at]);
     out[4..8].copy_from_slice(&crc.to_le_bytes());
     // The length goes last: a record whose header is torn reads as an end or fails its CRC.
-    out[0..4].copy_from_slice(&(len as u32).to_le_bytes());
+    out[0..4].copy_from_slice(&len_le);
     at
 }
 
 /// Reads the record at `at` of a segment numbered `seq` whose bytes are `data`.
 pub fn scan(data: &[u8], seq: u64, at: usize) -> Scan<'_> {
+    scan_seeded(data, seed(seq), at)
+}
+
+/// [`scan`] with the segment's seed already computed (see [`seed`]).
+pub fn scan_seeded(data: &[u8], seed: u32, at: usize) -> Scan<'_> {
     let Some(head) = data.get(at..at + RECORD_HEADER) else {
         // Too little room for a header: whatever is there must be zeros.
         return if data.get(at..).is_some_and(|t| t.iter().all(|b| *b == 0)) {
@@ -98,7 +111,11 @@ pub fn scan(data: &[u8], seq: u64, at: usize) -> Scan<'_> {
         return Scan::Invalid("record runs past the end of the segment");
     };
     let payload = &data[start..end];
-    if checksum(seq, len, kind, &[payload]) != crc {
+    let c = crc32c::crc32c_append(
+        crc32c::crc32c_append(seed, &len.to_le_bytes()),
+        &data[at + 8..end],
+    );
+    if c != crc {
         return Scan::Invalid("checksum mismatch");
     }
     Scan::Record {
@@ -106,6 +123,19 @@ pub fn scan(data: &[u8], seq: u64, at: usize) -> Scan<'_> {
         payload,
         next: end,
     }
+}
+
+/// The record at `at`, trusting its bytes: for records this process wrote or recovery already
+/// verified. Checks only that the header describes a record inside `data`.
+pub fn peek(data: &[u8], at: usize) -> Option<(u8, &[u8])> {
+    let head = data.get(at..at + RECORD_HEADER)?;
+    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let kind = head[8];
+    if len == 0 || kind == 0 {
+        return None;
+    }
+    let start = at + RECORD_HEADER;
+    Some((kind, data.get(start..start.checked_add(len)?)?))
 }
 
 #[cfg(test)]
