@@ -49,20 +49,29 @@ fn hub_and_worker_crashes_lose_nothing_and_repeat_no_reply() {
     let _w2 = echo_worker(&addr, 1);
     hub.wait_workers(1, 2);
 
-    let total = 20_000u64;
+    // At least this many requests, and on until six crashes have happened while requests
+    // were in flight (however fast this machine runs them).
+    let min_total = 20_000u64;
+    let want_crashes = 6usize;
     let window = 2_000usize;
     let stop = Arc::new(AtomicBool::new(false));
+    let crashes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let caller = {
         let addr = addr.clone();
         let stop = stop.clone();
+        let crashes = crashes.clone();
         std::thread::spawn(move || {
             let mut s = session(&addr);
             let mut got: HashMap<u64, Vec<u8>> = HashMap::new();
             let mut outstanding = std::collections::VecDeque::new();
             let mut next = 0u64;
             let until = Instant::now() + Duration::from_secs(120);
-            while (got.len() as u64) < total {
-                while next < total && outstanding.len() < window {
+            loop {
+                let more = next < min_total || crashes.load(Ordering::SeqCst) < want_crashes;
+                if !more && outstanding.is_empty() {
+                    break;
+                }
+                while more && outstanding.len() < window {
                     s.write(&body_of(next)).unwrap();
                     let id = s.send(1, true, false).unwrap();
                     outstanding.push_back((id, next));
@@ -94,39 +103,39 @@ fn hub_and_worker_crashes_lose_nothing_and_repeat_no_reply() {
                         Err(e) => panic!("request {i}: {e}"),
                     }
                 }
-                assert!(Instant::now() < until, "stuck at {} of {total}", got.len());
+                assert!(Instant::now() < until, "stuck at {} of {next}", got.len());
             }
             stop.store(true, Ordering::SeqCst);
             // Every reply once, with the right body; a second read finds nothing.
-            for i in 0..total {
+            for i in 0..next {
                 assert_eq!(got[&i], body_of(i), "reply of request {i}");
             }
             assert_eq!(
                 s.read(1, Some(Duration::ZERO)).unwrap_err().status,
                 Status::UnknownId
             );
-            got.len()
+            (got.len() as u64, next)
         })
     };
 
-    // Crash the hub four times and a worker twice while the caller runs.
-    let mut crashes = 0;
-    while !stop.load(Ordering::SeqCst) && crashes < 6 {
-        std::thread::sleep(Duration::from_millis(250));
-        if crashes % 3 == 2 {
+    // Crash the hub four times and a worker twice while the caller runs: the caller keeps
+    // requests in flight until all six have happened.
+    let mut n = 0;
+    while !stop.load(Ordering::SeqCst) && n < want_crashes {
+        std::thread::sleep(Duration::from_millis(200));
+        if n % 3 == 2 {
             w1.kill();
             w1 = echo_worker(&addr, 1);
         } else {
             hub.kill_and_restart();
         }
-        crashes += 1;
+        n += 1;
+        crashes.store(n, Ordering::SeqCst);
     }
-    let n = caller.join().expect("the caller thread failed");
-    assert_eq!(n as u64, total);
-    assert!(
-        crashes >= 2,
-        "the caller finished before the crashes ({crashes}): make it longer"
-    );
+    let (answered, sent) = caller.join().expect("the caller thread failed");
+    assert_eq!(answered, sent);
+    assert!(sent >= min_total);
+    assert_eq!(n, want_crashes);
 }
 
 #[test]
