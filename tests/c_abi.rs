@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::cbuild::{lib_dir, out_dir, root, SANITIZE, STRICT};
-use common::{echo_worker, Hub, Proc};
+use common::{echo_worker, ClosedPort, Hub, Proc};
 use dco::client::{Session, SessionConfig};
 use dco::wire::HubAddr;
 use dco::Status;
@@ -275,49 +275,6 @@ fn run_bytes(cmd: &mut Command, stdin: &[u8]) -> (ExitStatus, Vec<u8>, Vec<u8>) 
     let stdout = out_t.join().unwrap_or_default();
     let stderr = err_t.join().unwrap_or_default();
     (status, stdout, stderr)
-}
-
-/// A TCP port on 127.0.0.1 that is bound but not listening: connecting to it is refused, and no
-/// other process (a hub of a parallel test, say) can take it while this lives.
-struct ClosedPort {
-    fd: i32,
-    addr: String,
-}
-
-impl ClosedPort {
-    fn new() -> ClosedPort {
-        // SAFETY: plain socket calls on a socket we own; `sa` is a properly sized sockaddr_in.
-        unsafe {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-            let mut sa: libc::sockaddr_in = std::mem::zeroed();
-            sa.sin_family = libc::AF_INET as libc::sa_family_t;
-            sa.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
-            let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            let p = &mut sa as *mut libc::sockaddr_in as *mut libc::sockaddr;
-            assert_eq!(
-                libc::bind(fd, p, len),
-                0,
-                "bind: {}",
-                std::io::Error::last_os_error()
-            );
-            assert_eq!(libc::getsockname(fd, p, &mut len), 0, "getsockname");
-            let port = u16::from_be(sa.sin_port);
-            ClosedPort {
-                fd,
-                addr: format!("127.0.0.1:{port}"),
-            }
-        }
-    }
-}
-
-impl Drop for ClosedPort {
-    fn drop(&mut self) {
-        // SAFETY: our own descriptor, closed once.
-        unsafe {
-            libc::close(self.fd);
-        }
-    }
 }
 
 /// A hub with one echo worker serving `proxy`, ready to route.

@@ -372,10 +372,9 @@ fn nothing_listening_is_not_connected_and_skipped_in_the_list() {
     let hub = Hub::start(&[]);
     let _w = echo_worker(&hub.addr, 1);
     hub.wait_workers(1, 1);
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
+    // Bound, not listening: no parallel test's hub can take the port meanwhile.
+    let port = common::ClosedPort::new();
+    let closed = port.addr.clone();
     let mut alone = session(&closed);
     let e = call(&mut alone, 1, b"x").unwrap_err();
     assert_eq!(e.status, Status::NotConnected);

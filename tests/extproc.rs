@@ -20,7 +20,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::cbuild::{lib_dir, out_dir, root, SANITIZE, STRICT};
-use common::{echo_worker, Hub};
+use common::{echo_worker, ClosedPort, Hub};
 use dco::wire::HubAddr;
 use dco::worker::{self, Delivery, Outcome, ReplyBuf, WorkerConfig};
 
@@ -270,49 +270,6 @@ fn run(mut cmd: Command, what: &str) -> Ran {
         status,
         stdout,
         stderr,
-    }
-}
-
-/// A TCP port on 127.0.0.1 that is bound but not listening: connecting to it is refused, and no
-/// other process can take it while this lives.
-struct ClosedPort {
-    fd: i32,
-    addr: String,
-}
-
-impl ClosedPort {
-    fn new() -> ClosedPort {
-        // SAFETY: plain socket calls on a socket we own; `sa` is a properly sized sockaddr_in.
-        unsafe {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-            let mut sa: libc::sockaddr_in = std::mem::zeroed();
-            sa.sin_family = libc::AF_INET as libc::sa_family_t;
-            sa.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
-            let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            let p = &mut sa as *mut libc::sockaddr_in as *mut libc::sockaddr;
-            assert_eq!(
-                libc::bind(fd, p, len),
-                0,
-                "bind: {}",
-                std::io::Error::last_os_error()
-            );
-            assert_eq!(libc::getsockname(fd, p, &mut len), 0, "getsockname");
-            let port = u16::from_be(sa.sin_port);
-            ClosedPort {
-                fd,
-                addr: format!("127.0.0.1:{port}"),
-            }
-        }
-    }
-}
-
-impl Drop for ClosedPort {
-    fn drop(&mut self) {
-        // SAFETY: our own descriptor, closed once.
-        unsafe {
-            libc::close(self.fd);
-        }
     }
 }
 
