@@ -109,9 +109,16 @@
 #define DCO_E_PANIC -13
 
 /*
- The request was accepted, its reply is not there yet.
+ The request was accepted, its reply is not there yet: it goes on, and its answer is parked
+ for dco_read_request (queue-on-timeout and async modes).
  */
 #define DCO_E_QUEUED -14
+
+/*
+ A worker's outcome (dco_reply_retry): try the request again later, per the proxy's retry
+ policy. Callers never get it: after the last attempt they get DCO_E_SYSTEM.
+ */
+#define DCO_E_RETRY -15
 
 /*
  Flag for dco_send_request: keep the request in the session until dco_flush.
@@ -122,6 +129,58 @@
  Flag for dco_send_request: no reply is wanted.
  */
 #define DCO_ONEWAY 2
+
+/*
+ Flag for dco_call: on timeout return DCO_E_QUEUED and park the answer (queue-on-timeout).
+ */
+#define DCO_QUEUE_ON_TIMEOUT 4
+
+/*
+ Stop reading a caller whose unwritten output is over this; its lanes are parked too.
+ */
+#define OUT_PAUSE ((8 * 1024) * 1024)
+
+/*
+ Request accepted, format of earlier builds (read, never written).
+ */
+#define ACCEPT_V1 1
+
+/*
+ Fixed bytes of a kind-1 ACCEPT payload before the body.
+ */
+#define ACCEPT_V1_FIXED 32
+
+/*
+ The oldest protocol version a hub of this build accepts.
+ */
+#define MIN_VERSION 1
+
+/*
+ Request flag: queue-on-timeout (the caller's wait may end with DCO_E_QUEUED; the request
+ goes on and its answer is parked). Same value as the C flag DCO_QUEUE_ON_TIMEOUT.
+ */
+#define REQ_QUEUE_ON_TIMEOUT 4
+
+/*
+ Request flag: async (sent by `dco_send_request`: accepted at once, answer parked until read,
+ no deadline).
+ */
+#define REQ_ASYNC 8
+
+/*
+ Request flag: sync whatever the proxy's default (the timeout is a deadline the hub keeps).
+ */
+#define REQ_SYNC 16
+
+/*
+ Longest chain of forwards one request may take.
+ */
+#define MAX_HOPS 8
+
+/*
+ Flags of [`Session::call_with`].
+ */
+typedef struct CallFlags CallFlags;
 
 /*
  Oracle's context for an external procedure call (opaque; declared the same way by Oracle's
@@ -177,7 +236,19 @@ typedef struct {
    Length of `body`.
    */
   size_t len;
+  /*
+   Milliseconds the hub still waits for the answer (the request's deadline or the proxy's
+   service-time limit, whichever is first), at the moment the handler is called; -1 for
+   no limit. An answer after it is dropped: give up (or dco_reply_retry) before.
+   */
+  int64_t remaining_ms;
 } dco_delivery;
+
+/*
+ Called instead of the handler for a delivery the hub cancelled before it ran (its caller
+ cancelled it, or its time ran out). `user` is the pointer given to dco_worker_run.
+ */
+typedef void (*dco_cancel_handler)(void *user, const dco_delivery *d);
 
 /*
  A worker's handler: runs one request, writes the reply with dco_reply_write, and returns 0
@@ -186,6 +257,8 @@ typedef struct {
  given to dco_worker_run. Called on the thread running dco_worker_run, one request at a time.
  */
 typedef int32_t (*dco_handler)(void *user, const dco_delivery *d, dco_reply *reply);
+
+
 
 #ifdef __cplusplus
 extern "C" {
@@ -356,22 +429,44 @@ int dco_flush(void);
  snprintf-style: if it is larger than `cap`, `cap` bytes are copied and the reply stays in
  the session, so a second read with a big enough buffer gets it whole; a reply read whole is
  released. Replies may be read in any order. `buf` may be NULL when `cap` is 0 (to learn the
- length). A lost connection is made again (the same hub, else the next of the list) and the
- wait goes on. Errors: DCO_E_TIMEOUT and DCO_E_NOT_CONNECTED (no hub reachable now) leave the
- request outstanding: read again later. DCO_E_UNKNOWN_ID, DCO_E_INVALID. The request's own
- outcome, which releases it: DCO_E_APP_FAIL (see dco_last_rcode), DCO_E_NO_ROUTE,
- DCO_E_BUSY (the hub refused it: over quota or journal full), DCO_E_SYSTEM (e.g. accepted
- by a hub that is no longer reachable). `buf` stays the caller's.
+ length). A lost connection is made again with backoff (the same hub, else the next of the
+ list) until the timeout, so a read rides through a hub restart. Errors: DCO_E_TIMEOUT, and
+ DCO_E_NOT_CONNECTED (no hub reachable until the timeout), leave the request outstanding:
+ read again later. DCO_E_UNKNOWN_ID, DCO_E_INVALID. The request's own outcome, which
+ releases it: DCO_E_APP_FAIL (see dco_last_rcode), DCO_E_NO_ROUTE, DCO_E_BUSY (the hub
+ refused it: over quota or journal full), DCO_E_TIMEOUT with words from the hub (its
+ deadline passed at the hub: "expired in the queue", or delivered and not answered in
+ time), DCO_E_CANCELLED (cancelled with dco_cancel), DCO_E_SYSTEM (attempts used up, with
+ the last cause; or accepted by a hub that is no longer reachable). `buf` stays the
+ caller's.
  */
 int64_t dco_read_request(int64_t request_id, int32_t timeout_ms, uint8_t *buf, size_t cap);
 
 /*
  Sends the body built so far to `proxy_id` now and waits up to `timeout_ms` for its reply,
- copied into `buf` as dco_read_request does. When the reply is larger than `cap`, read it
- whole with dco_read_request(dco_last_request_id(), ...). On DCO_E_TIMEOUT the request is
- abandoned and its late reply dropped. Errors as dco_send_request and dco_read_request.
+ copied into `buf` as dco_read_request does: dco_call(proxy_id, 0, timeout_ms, buf, cap).
  */
 int64_t dco_call_sync(int32_t proxy_id, int32_t timeout_ms, uint8_t *buf, size_t cap);
+
+/*
+ Sends the body built so far to `proxy_id` now and waits up to `timeout_ms` (< 0: without
+ limit) for its reply, copied into `buf` as dco_read_request does. When the reply is larger
+ than `cap`, read it whole with dco_read_request(dco_last_request_id(), ...).
+
+ `flags` 0: the proxy's default mode, set on the hub (sync unless configured otherwise). In
+ sync mode the timeout is a deadline the hub keeps too: on DCO_E_TIMEOUT the request is
+ cancelled, the hub never delivers it after its deadline and drops a late answer.
+ DCO_QUEUE_ON_TIMEOUT (or a proxy whose default is queue-on-timeout): on timeout the call
+ returns DCO_E_QUEUED, the request goes on, and its answer is parked for
+ dco_read_request(dco_last_request_id(), ...), across reconnects and hub restarts. A proxy
+ whose default is async returns DCO_E_QUEUED as soon as the hub has the request.
+
+ The call rides through hub restarts: while the hub is unreachable it reconnects with backoff
+ (to the same hub or the next of the list) until the timeout; DCO_E_NOT_CONNECTED only if no
+ hub was reachable by then. Other errors as dco_send_request and dco_read_request;
+ DCO_E_INVALID for an unknown flag.
+ */
+int64_t dco_call(int32_t proxy_id, int32_t flags, int32_t timeout_ms, uint8_t *buf, size_t cap);
 
 /*
  The id of the last request sent on this thread's session (by dco_send_request or
@@ -380,9 +475,10 @@ int64_t dco_call_sync(int32_t proxy_id, int32_t timeout_ms, uint8_t *buf, size_t
 int64_t dco_last_request_id(void);
 
 /*
- Drops interest in `request_id`: its reply, parked or still to come, is discarded and its
- place in this session's quota freed (the hub counts it until the worker answers). Returns
- DCO_OK or DCO_E_UNKNOWN_ID.
+ Cancels `request_id`. Not yet delivered to a worker, the hub removes it for good
+ (journaled: a hub restart does not revive it); held by a worker, the worker is told and its
+ answer is dropped; an answer already here is dropped. Reading the id afterwards gives
+ DCO_E_CANCELLED (once). Returns DCO_OK or DCO_E_UNKNOWN_ID.
  */
 int dco_cancel(int64_t request_id);
 
@@ -453,6 +549,16 @@ int64_t dco_session_call_sync(dco_session *session,
                               size_t cap);
 
 /*
+ dco_call on an explicit session. DCO_E_INVALID if `session` is NULL.
+ */
+int64_t dco_session_call(dco_session *session,
+                         int32_t proxy_id,
+                         int32_t flags,
+                         int32_t timeout_ms,
+                         uint8_t *buf,
+                         size_t cap);
+
+/*
  dco_last_request_id on an explicit session; 0 if `session` is NULL or sent nothing yet.
  */
 int64_t dco_session_last_request_id(dco_session *session);
@@ -504,6 +610,12 @@ dco_worker *dco_worker_new(const char *hubs, const int32_t *proxies, size_t n);
 int dco_worker_set_capacity(dco_worker *w, uint32_t capacity);
 
 /*
+ Sets the function called for deliveries the hub cancels before they run (NULL: none).
+ Call before dco_worker_run. Returns DCO_OK or DCO_E_INVALID (NULL worker).
+ */
+int dco_worker_set_cancel_handler(dco_worker *w, dco_cancel_handler handler);
+
+/*
  Serves requests with `handler` until dco_worker_stop is called: connects to the hubs,
  reconnects with backoff when a connection fails, and calls `handler(user, delivery, reply)`
  for each request. Blocks the calling thread.
@@ -535,6 +647,23 @@ void dco_worker_free(dco_worker *w);
  copied.
  */
 int dco_reply_write(dco_reply *reply, const uint8_t *data, size_t len);
+
+/*
+ Ends the delivery with "retry later" whatever the handler returns: the far side is down,
+ busy or timed out. The hub tries the request again after a backoff, per the proxy's retry
+ policy; after the last attempt the caller gets DCO_E_SYSTEM with the words written to the
+ reply. Call only from inside the handler. Returns DCO_OK or DCO_E_INVALID (NULL `reply`).
+ */
+int dco_reply_retry(dco_reply *reply);
+
+/*
+ Ends the delivery by handing the request to `proxy_id` whatever the handler returns, with
+ the reply written so far as its new body (Tuxedo's tpforward). The final answer goes
+ straight to the original caller; the hand-over is journaled, and a chain longer than 8
+ forwards fails with DCO_E_SYSTEM. Call only from inside the handler. Returns DCO_OK or
+ DCO_E_INVALID (NULL `reply`, negative proxy id).
+ */
+int dco_reply_forward(dco_reply *reply, int32_t proxy_id);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -75,6 +75,20 @@ enum Command {
         /// Proxy ids to accept requests for before any worker has served them (comma-separated).
         #[arg(long, value_delimiter = ',')]
         proxy_ids: Vec<i32>,
+        /// Policy of every proxy without its own: comma-separated key=value of mode
+        /// (sync, queue-on-timeout or async: the mode of requests that do not choose one),
+        /// attempts (deliveries at most, default 3), backoff-ms (first retry wait, doubled
+        /// each time, default 100), backoff-cap-ms (default 10000), service-ms (longest a
+        /// worker may hold one request, 0 for no limit, default 60000).
+        #[arg(long, default_value = "")]
+        policy: String,
+        /// One proxy's policy, on top of --policy: ID:key=value,... (repeatable).
+        #[arg(long = "proxy")]
+        proxies: Vec<String>,
+        /// How long a worker that holds a request past the service-time limit is kept, with no
+        /// new work, before it is dropped, in milliseconds.
+        #[arg(long, default_value_t = 5000)]
+        overdue_grace_ms: u64,
     },
     /// Run a built-in worker.
     Worker {
@@ -92,6 +106,10 @@ enum Command {
         /// Timeout in milliseconds (negative: wait without limit).
         #[arg(long, default_value_t = 10_000)]
         timeout_ms: i64,
+        /// Past the timeout, leave the request running and exit with status 14 (DCO_E_QUEUED),
+        /// printing its id; `dco call --read ID` picks the answer up later.
+        #[arg(long)]
+        queue_on_timeout: bool,
     },
     /// Print the hub's live statistics per caller, worker and proxy.
     Stats {
@@ -171,6 +189,9 @@ fn run(command: Command) -> Result<ExitCode, String> {
             recovery,
             reply_ttl_s,
             proxy_ids,
+            policy,
+            proxies,
+            overdue_grace_ms,
         } => {
             let unix = match unix.as_deref() {
                 Some("none") => None,
@@ -179,7 +200,17 @@ fn run(command: Command) -> Result<ExitCode, String> {
             };
             std::fs::create_dir_all(&data)
                 .map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+            let mut policies = dco::hub::Policies::default();
+            policies
+                .default
+                .apply(&policy)
+                .map_err(|e| format!("--policy: {e}"))?;
+            for spec in &proxies {
+                policies.add(spec).map_err(|e| format!("--proxy: {e}"))?;
+            }
             let cfg = HubConfig {
+                policies,
+                overdue_grace: Duration::from_millis(overdue_grace_ms),
                 listen: (listen != "none").then_some(listen),
                 unix,
                 max_frame,
@@ -266,6 +297,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
             proxy,
             hub,
             timeout_ms,
+            queue_on_timeout,
         } => {
             let mut body = Vec::new();
             std::io::stdin()
@@ -274,7 +306,12 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let mut session = Session::new(SessionConfig::with_hubs(hub_list(&hub)?));
             session.write(&body).map_err(|e| e.to_string())?;
             let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
-            match session.call(proxy, timeout) {
+            let flags = if queue_on_timeout {
+                dco::client::CallFlags::QUEUE_ON_TIMEOUT
+            } else {
+                dco::client::CallFlags::NONE
+            };
+            match session.call_with(proxy, flags, timeout) {
                 Ok(reply) => {
                     let mut out = std::io::stdout().lock();
                     out.write_all(&reply.body)
@@ -284,6 +321,9 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 }
                 Err(e) => {
                     eprintln!("dco call: {e}");
+                    if e.status == dco::Status::Queued {
+                        eprintln!("dco call: request id {}", session.last_request_id());
+                    }
                     if e.rcode != 0 {
                         eprintln!("dco call: worker return code {}", e.rcode);
                     }

@@ -40,11 +40,14 @@ pub enum Status {
     Panic = -13,
     /// The request was accepted but its reply is not there yet (asynchronous modes).
     Queued = -14,
+    /// A worker's outcome: try the request again later (the hub's retry policy applies;
+    /// callers see DCO_E_SYSTEM once the attempts are used up).
+    Retry = -15,
 }
 
 impl Status {
     /// All outcomes, in numeric order from `Ok` downwards.
-    pub const ALL: [Status; 15] = [
+    pub const ALL: [Status; 16] = [
         Status::Ok,
         Status::Invalid,
         Status::Timeout,
@@ -60,6 +63,7 @@ impl Status {
         Status::Protocol,
         Status::Panic,
         Status::Queued,
+        Status::Retry,
     ];
 
     /// The number of this outcome, as on the wire and in the C ABI.
@@ -94,6 +98,7 @@ impl Status {
             Status::Protocol => "DCO_E_PROTOCOL",
             Status::Panic => "DCO_E_PANIC",
             Status::Queued => "DCO_E_QUEUED",
+            Status::Retry => "DCO_E_RETRY",
         }
     }
 
@@ -115,6 +120,7 @@ impl Status {
             Status::Protocol => "protocol error",
             Status::Panic => "internal error caught at the library boundary",
             Status::Queued => "accepted; the reply is not there yet",
+            Status::Retry => "the worker asks to try the request again later",
         }
     }
 }

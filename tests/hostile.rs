@@ -1177,7 +1177,17 @@ fn frames_of_the_wrong_role_are_refused() {
         ),
         (
             "DELIVER",
-            enc(|b| wire::encode_deliver(b, 1, 2, 3, ECHO, 1, b"x")),
+            enc(|b| {
+                let d = wire::DeliverHead {
+                    tag: 1,
+                    session: 2,
+                    request: 3,
+                    proxy: ECHO,
+                    attempt: 1,
+                    remaining_ms: None,
+                };
+                wire::encode_deliver(b, &d, b"x")
+            }),
         ),
         ("REPLY", enc(|b| wire::encode_reply(b, 1, 0, 0, b"x"))),
         ("ACK", enc(|b| wire::encode_ack(b, 1))),
@@ -1199,7 +1209,17 @@ fn frames_of_the_wrong_role_are_refused() {
         ("REPLY", enc(|b| wire::encode_reply(b, 1, 0, 0, b"x"))),
         (
             "DELIVER",
-            enc(|b| wire::encode_deliver(b, 1, 2, 3, ECHO, 1, b"x")),
+            enc(|b| {
+                let d = wire::DeliverHead {
+                    tag: 1,
+                    session: 2,
+                    request: 3,
+                    proxy: ECHO,
+                    attempt: 1,
+                    remaining_ms: None,
+                };
+                wire::encode_deliver(b, &d, b"x")
+            }),
         ),
         ("STATS_REQUEST", enc(wire::encode_stats_request)),
         ("HELLO", worker_hello(&[906])),

@@ -64,6 +64,16 @@ enum Spec {
         request: u64,
         proxy: i32,
         attempt: u32,
+        remaining: Option<u32>,
+        body: Vec<u8>,
+    },
+    Queued {
+        id: u64,
+        mode: u32,
+    },
+    Forward {
+        tag: u64,
+        proxy: i32,
         body: Vec<u8>,
     },
     Result {
@@ -120,8 +130,22 @@ impl Spec {
                 request,
                 proxy,
                 attempt,
+                remaining,
                 body,
-            } => wire::encode_deliver(out, *tag, *session, *request, *proxy, *attempt, body),
+            } => wire::encode_deliver(
+                out,
+                &wire::DeliverHead {
+                    tag: *tag,
+                    session: *session,
+                    request: *request,
+                    proxy: *proxy,
+                    attempt: *attempt,
+                    remaining_ms: *remaining,
+                },
+                body,
+            ),
+            Spec::Queued { id, mode } => wire::encode_queued(out, *id, *mode),
+            Spec::Forward { tag, proxy, body } => wire::encode_forward(out, *tag, *proxy, body),
             Spec::Result {
                 tag,
                 status,
@@ -208,6 +232,7 @@ impl Spec {
                 request,
                 proxy,
                 attempt,
+                remaining,
                 body,
             } => Frame::Deliver {
                 tag: *tag,
@@ -215,6 +240,17 @@ impl Spec {
                 request: *request,
                 proxy: *proxy,
                 attempt: *attempt,
+                remaining_ms: remaining.unwrap_or(0),
+                body,
+            },
+            Spec::Queued { id, mode } => Frame::Queued {
+                id: *id,
+                mode: *mode,
+            },
+            Spec::Forward { tag, proxy, body } => Frame::Forward {
+                tag: *tag,
+                proxy: *proxy,
+                flags: 0,
                 body,
             },
             Spec::Result {
@@ -338,18 +374,26 @@ fn spec() -> impl Strategy<Value = Spec> {
             any::<u64>(),
             any::<i32>(),
             any::<u32>(),
+            prop::option::of(1..=u32::MAX),
             bytes(200)
         )
-            .prop_map(
-                |(tag, session, request, proxy, attempt, body)| Spec::Deliver {
+            .prop_map(|(tag, session, request, proxy, attempt, remaining, body)| {
+                Spec::Deliver {
                     tag,
                     session,
                     request,
                     proxy,
                     attempt,
+                    remaining,
                     body,
                 }
-            ),
+            }),
+        (any::<u64>(), any::<u32>()).prop_map(|(id, mode)| Spec::Queued { id, mode }),
+        (any::<u64>(), any::<i32>(), bytes(200)).prop_map(|(tag, proxy, body)| Spec::Forward {
+            tag,
+            proxy,
+            body
+        }),
         (any::<u64>(), any::<i32>(), any::<i32>(), bytes(200)).prop_map(
             |(tag, status, rcode, body)| Spec::Result {
                 tag,
@@ -508,8 +552,24 @@ fn reencode(f: &Frame<'_>) -> Vec<u8> {
             request,
             proxy,
             attempt,
+            remaining_ms,
             body,
-        } => wire::encode_deliver(&mut b, *tag, *session, *request, *proxy, *attempt, body),
+        } => wire::encode_deliver(
+            &mut b,
+            &wire::DeliverHead {
+                tag: *tag,
+                session: *session,
+                request: *request,
+                proxy: *proxy,
+                attempt: *attempt,
+                remaining_ms: (*remaining_ms != 0).then_some(*remaining_ms),
+            },
+            body,
+        ),
+        Frame::Queued { id, mode } => wire::encode_queued(&mut b, *id, *mode),
+        Frame::Forward {
+            tag, proxy, body, ..
+        } => wire::encode_forward(&mut b, *tag, *proxy, body),
         Frame::Result {
             tag,
             status,

@@ -63,6 +63,7 @@ fn touch(f: &Frame<'_>) {
         Frame::Request { body, .. }
         | Frame::Reply { body, .. }
         | Frame::Deliver { body, .. }
+        | Frame::Forward { body, .. }
         | Frame::Result { body, .. } => body.len(),
         Frame::Done { ids } => {
             assert_eq!(ids.len() % 8, 0);

@@ -9,4 +9,4 @@
 pub mod monitor;
 mod session;
 
-pub use session::{Reply, Session, SessionConfig, DEFAULT_QUOTA};
+pub use session::{CallFlags, Reply, Session, SessionConfig, DEFAULT_QUOTA};

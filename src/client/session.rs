@@ -23,11 +23,14 @@ pub struct SessionConfig {
     pub name: String,
     /// Shared secret sent in HELLO, if the hub wants one.
     pub secret: Vec<u8>,
+    /// How long a flush waits for the hub's acknowledgement, reconnecting meanwhile.
+    pub flush_timeout: Duration,
 }
 
 impl SessionConfig {
     /// The configuration from the environment: `DCO_HUB` (default 127.0.0.1:7790),
-    /// `DCO_SECRET`, `DCO_CONNECT_TIMEOUT_MS` (default 2000).
+    /// `DCO_SECRET`, `DCO_CONNECT_TIMEOUT_MS` (default 2000), `DCO_FLUSH_TIMEOUT_MS` (default
+    /// 10000).
     pub fn from_env() -> Result<SessionConfig> {
         let hubs = wire::hubs_from_env().map_err(|e| Error::new(Status::Invalid, e))?;
         let connect_timeout = std::env::var("DCO_CONNECT_TIMEOUT_MS")
@@ -35,8 +38,14 @@ impl SessionConfig {
             .and_then(|v| v.parse::<u64>().ok())
             .map(Duration::from_millis)
             .unwrap_or(Duration::from_secs(2));
+        let flush_timeout = std::env::var("DCO_FLUSH_TIMEOUT_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_millis)
+            .unwrap_or(Duration::from_secs(10));
         Ok(SessionConfig {
             hubs,
+            flush_timeout,
             connect_timeout,
             name: default_name(),
             secret: std::env::var("DCO_SECRET")
@@ -52,6 +61,7 @@ impl SessionConfig {
             connect_timeout: Duration::from_secs(2),
             name: default_name(),
             secret: Vec::new(),
+            flush_timeout: Duration::from_secs(10),
         });
         c.hubs = hubs;
         c
@@ -75,9 +85,32 @@ pub struct Reply {
     pub rcode: i32,
 }
 
+/// Flags of [`Session::call_with`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct CallFlags(pub u32);
+
+impl CallFlags {
+    /// The proxy's default mode (sync unless the hub says otherwise).
+    pub const NONE: CallFlags = CallFlags(0);
+    /// Queue-on-timeout: past the timeout the call returns `Queued`, the request goes on and
+    /// its answer is parked for [`Session::read`] with [`Session::last_request_id`].
+    pub const QUEUE_ON_TIMEOUT: CallFlags = CallFlags(crate::wire::REQ_QUEUE_ON_TIMEOUT);
+}
+
+/// How the answer of a request waiting in the session is parked.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Park {
+    /// Sync: a call that times out gives the request up.
+    No,
+    /// Queue-on-timeout: a call that times out returns `Queued` and keeps it.
+    OnTimeout,
+    /// Async: a call returns `Queued` once the hub has the request.
+    Now,
+}
+
 enum Pending {
     /// Sent (or buffered); no outcome yet.
-    Waiting,
+    Waiting(Park),
     /// The outcome arrived and waits to be read.
     Done {
         status: i32,
@@ -96,8 +129,11 @@ struct LogEntry {
     answered: bool,
 }
 
-/// How often one call reconnects before it gives up with `NotConnected`.
-const RECONNECTS_PER_CALL: u32 = 3;
+/// First wait between reconnects within one call; doubled up to [`RECONNECT_CAP`].
+const RECONNECT_FIRST: Duration = Duration::from_millis(20);
+
+/// Longest wait between reconnects within one call.
+const RECONNECT_CAP: Duration = Duration::from_secs(1);
 
 /// Send the DONE list when it grows this long.
 const DONE_BATCH: usize = 256;
@@ -130,6 +166,9 @@ pub struct Session {
     pending: HashMap<u64, Pending>,
     /// Replies consumed, to tell the hub (DONE) so it can forget them.
     done_ids: Vec<u64>,
+    /// Requests cancelled and not yet told to a hub (sent after the log on every connection
+    /// until written).
+    cancel_ids: Vec<u64>,
 }
 
 impl Session {
@@ -151,6 +190,7 @@ impl Session {
             acked: 0,
             pending: HashMap::new(),
             done_ids: Vec::new(),
+            cancel_ids: Vec::new(),
         }
     }
 
@@ -245,6 +285,23 @@ impl Session {
     /// body is kept, so the call can be retried. Once taken, a request is kept until the hub
     /// acknowledges it, and sent again after a reconnect if need be.
     pub fn send(&mut self, proxy: i32, buffered: bool, oneway: bool) -> Result<u64> {
+        let flags = if oneway {
+            wire::REQ_ONEWAY
+        } else {
+            wire::REQ_ASYNC
+        };
+        self.send_flags(proxy, buffered, flags, 0)
+    }
+
+    /// Like [`Session::send`] with the REQUEST's flags and timeout given.
+    fn send_flags(
+        &mut self,
+        proxy: i32,
+        buffered: bool,
+        flags: u32,
+        timeout_ms: u32,
+    ) -> Result<u64> {
+        let oneway = flags & wire::REQ_ONEWAY != 0;
         if proxy < 0 {
             return Err(Error::new(Status::Invalid, "proxy id must not be negative"));
         }
@@ -263,9 +320,8 @@ impl Session {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let flags = if oneway { wire::REQ_ONEWAY } else { 0 };
         let start = self.log_base + self.log.len();
-        wire::encode_request(&mut self.log, id, proxy, flags, 0, &self.body);
+        wire::encode_request(&mut self.log, id, proxy, flags, timeout_ms, &self.body);
         self.entries.push_back(LogEntry {
             id,
             start,
@@ -274,7 +330,14 @@ impl Session {
         });
         self.body.clear();
         if !oneway {
-            self.pending.insert(id, Pending::Waiting);
+            let park = if flags & wire::REQ_QUEUE_ON_TIMEOUT != 0 {
+                Park::OnTimeout
+            } else if flags & wire::REQ_ASYNC != 0 {
+                Park::Now
+            } else {
+                Park::No
+            };
+            self.pending.insert(id, Pending::Waiting(park));
         }
         if !buffered {
             // Kept in the log whatever happens: a failed write is retried on reconnect.
@@ -293,12 +356,19 @@ impl Session {
     /// (journaled as durably as its policy says).
     pub fn flush(&mut self) -> Result<()> {
         let target = self.next_id - 1;
-        let deadline = Instant::now() + self.cfg.connect_timeout.max(Duration::from_secs(10));
-        let mut reconnects = 0;
+        let deadline = Instant::now() + self.cfg.flush_timeout;
         let mut asked = false;
         while self.acked < target {
             if !asked {
-                self.write_log()?;
+                if self.conn.is_none() {
+                    self.reconnect_until(Some(deadline))?;
+                }
+                if let Err(e) = self.write_log() {
+                    if Instant::now() >= deadline {
+                        return Err(e);
+                    }
+                    continue;
+                }
                 // A PING after the batch makes the hub send its ACK as soon as it can.
                 if let Some(conn) = self.conn.as_mut() {
                     wire::encode_ping(&mut conn.out, target);
@@ -319,11 +389,10 @@ impl Session {
                     ))
                 }
                 Err(e) => {
-                    reconnects += 1;
-                    if reconnects > RECONNECTS_PER_CALL {
+                    if e.status != Status::NotConnected {
                         return Err(e);
                     }
-                    self.connect()?;
+                    self.reconnect_until(Some(deadline))?;
                     asked = false;
                 }
             }
@@ -334,7 +403,7 @@ impl Session {
     /// Waits up to `timeout` (None: without limit; zero: only look) for the reply of `id` and
     /// returns it whole, releasing it. A failure outcome is returned as the error.
     pub fn read(&mut self, id: u64, timeout: Option<Duration>) -> Result<Reply> {
-        self.await_reply(id, timeout)?;
+        self.await_reply(id, timeout.map(|t| Instant::now() + t), false)?;
         match self.pending.remove(&id) {
             Some(Pending::Done { body, rcode, .. }) => {
                 self.consumed(id);
@@ -353,7 +422,7 @@ impl Session {
         timeout: Option<Duration>,
         buf: &mut [u8],
     ) -> Result<(usize, i32)> {
-        self.await_reply(id, timeout)?;
+        self.await_reply(id, timeout.map(|t| Instant::now() + t), false)?;
         let (len, rcode) = match self.pending.get(&id) {
             Some(Pending::Done { body, rcode, .. }) => {
                 let n = body.len().min(buf.len());
@@ -398,52 +467,176 @@ impl Session {
         Ok((total, n))
     }
 
-    /// Sends the body to `proxy` now and waits up to `timeout` for its reply. On timeout the
-    /// request is given up: its reply, if it comes, is dropped.
+    /// Sends the body to `proxy` now and waits up to `timeout` for its reply, in the proxy's
+    /// default mode (sync unless the hub says otherwise). On timeout a sync request is given
+    /// up: the hub never delivers it after its deadline, and drops a late answer.
     pub fn call(&mut self, proxy: i32, timeout: Option<Duration>) -> Result<Reply> {
-        let id = self.send(proxy, false, false)?;
-        match self.read(id, timeout) {
-            Err(e) if e.status == Status::Timeout => {
-                let _ = self.cancel(id);
-                Err(e)
-            }
-            other => other,
+        self.call_with(proxy, CallFlags::NONE, timeout)
+    }
+
+    /// Like [`Session::call`] with flags: [`CallFlags::QUEUE_ON_TIMEOUT`] makes a timeout
+    /// return `Queued` (the request goes on; read its answer later with
+    /// [`Session::last_request_id`]) whatever the proxy's default.
+    ///
+    /// Rides through hub restarts: while no hub answers, it reconnects with backoff until the
+    /// timeout, and fails with `NotConnected` only if no hub could be reached by then.
+    pub fn call_with(
+        &mut self,
+        proxy: i32,
+        flags: CallFlags,
+        timeout: Option<Duration>,
+    ) -> Result<Reply> {
+        let id = self.start_call(proxy, flags, timeout)?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        match self.await_reply(id, deadline, true) {
+            Ok(()) => self.read(id, Some(Duration::ZERO)),
+            Err(e) => Err(self.call_failed(id, e)),
         }
     }
 
-    /// Like [`Session::call`] but copies the reply into `buf`, snprintf-style (see
+    /// Like [`Session::call_with`] but copies the reply into `buf`, snprintf-style (see
     /// [`Session::read_into`]). Returns the request id with the length, so a reply larger than
     /// `buf` can be read whole later with [`Session::read_into`].
+    pub fn call_into_with(
+        &mut self,
+        proxy: i32,
+        flags: CallFlags,
+        timeout: Option<Duration>,
+        buf: &mut [u8],
+    ) -> Result<(u64, usize, i32)> {
+        let id = self.start_call(proxy, flags, timeout)?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        match self.await_reply(id, deadline, true) {
+            Ok(()) => {
+                let (n, rc) = self.read_into(id, Some(Duration::ZERO), buf)?;
+                Ok((id, n, rc))
+            }
+            Err(e) => Err(self.call_failed(id, e)),
+        }
+    }
+
+    /// [`Session::call_into_with`] in the proxy's default mode.
     pub fn call_into(
         &mut self,
         proxy: i32,
         timeout: Option<Duration>,
         buf: &mut [u8],
     ) -> Result<(u64, usize, i32)> {
-        let id = self.send(proxy, false, false)?;
-        match self.read_into(id, timeout, buf) {
-            Ok((n, rc)) => Ok((id, n, rc)),
-            Err(e) => {
-                if e.status == Status::Timeout {
-                    let _ = self.cancel(id);
-                }
-                Err(e)
+        self.call_into_with(proxy, CallFlags::NONE, timeout, buf)
+    }
+
+    /// Connects (riding through a hub restart until the timeout) and sends the body.
+    fn start_call(
+        &mut self,
+        proxy: i32,
+        flags: CallFlags,
+        timeout: Option<Duration>,
+    ) -> Result<u64> {
+        if flags.0 & !wire::REQ_QUEUE_ON_TIMEOUT != 0 {
+            return Err(Error::new(
+                Status::Invalid,
+                format!("unknown call flags {:#x}", flags.0),
+            ));
+        }
+        if proxy < 0 {
+            return Err(Error::new(Status::Invalid, "proxy id must not be negative"));
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        if self.conn.is_none() {
+            self.reconnect_until(deadline)?;
+        }
+        let timeout_ms = match timeout {
+            None => 0,
+            Some(t) => t.as_millis().clamp(1, u32::MAX as u128) as u32,
+        };
+        self.send_flags(proxy, false, flags.0, timeout_ms)
+    }
+
+    /// What a call returns when its wait failed: a queue-on-timeout request that timed out is
+    /// `Queued` (and stays); a sync one is given up (the hub is told).
+    fn call_failed(&mut self, id: u64, e: Error) -> Error {
+        let park = match self.pending.get(&id) {
+            Some(Pending::Waiting(p)) => *p,
+            _ => return e,
+        };
+        match (e.status, park) {
+            (Status::Timeout | Status::NotConnected, Park::OnTimeout) | (_, Park::Now)
+                if e.status != Status::Refused =>
+            {
+                Error::new(
+                    Status::Queued,
+                    format!(
+                        "request {id} goes on without the caller ({}); read its answer later \
+                         with its id",
+                        e.message
+                    ),
+                )
+            }
+            (Status::Timeout, _) => {
+                self.give_up(id);
+                e
+            }
+            _ => e,
+        }
+    }
+
+    /// Forgets request `id` and tells the hub to cancel it.
+    fn give_up(&mut self, id: u64) {
+        self.pending.remove(&id);
+        self.cancel_ids.push(id);
+        self.send_cancels();
+    }
+
+    /// Writes the pending cancels if connected (they go again on the next connection if not).
+    fn send_cancels(&mut self) {
+        if self.cancel_ids.is_empty() {
+            return;
+        }
+        if let Some(conn) = self.conn.as_mut() {
+            for id in &self.cancel_ids {
+                wire::encode_cancel(&mut conn.out, *id);
+            }
+            if conn.flush().is_ok() {
+                self.cancel_ids.clear();
+            } else {
+                self.drop_connection();
             }
         }
     }
 
-    /// Drops interest in request `id`: its reply, parked or still to come, is discarded and the
-    /// hub is told so. `UnknownId` if it is not outstanding.
+    /// Cancels request `id`. Not yet delivered, the hub removes it for good (journaled: a
+    /// restart does not revive it); held by a worker, the worker is told and its answer will
+    /// be dropped. Reading `id` afterwards gives `Cancelled`. An answer that had arrived is
+    /// dropped. `UnknownId` if it is not outstanding.
     pub fn cancel(&mut self, id: u64) -> Result<()> {
-        if self.pending.remove(&id).is_none() {
-            return Err(Error::new(
-                Status::UnknownId,
-                format!("request {id} is not outstanding in this session"),
-            ));
+        match self.pending.get(&id) {
+            None => {
+                return Err(Error::new(
+                    Status::UnknownId,
+                    format!("request {id} is not outstanding in this session"),
+                ))
+            }
+            Some(Pending::Done {
+                status: s, body, ..
+            }) if *s == Status::Cancelled.code() && body.as_slice() == CANCELLED => return Ok(()),
+            Some(Pending::Done { .. }) => self.done_ids.push(id),
+            Some(Pending::Waiting(_)) => self.cancel_ids.push(id),
         }
-        if let Some(conn) = self.conn.as_mut() {
-            wire::encode_cancel(&mut conn.out, id);
+        self.pending.insert(
+            id,
+            Pending::Done {
+                status: Status::Cancelled.code(),
+                rcode: 0,
+                body: CANCELLED.to_vec(),
+            },
+        );
+        if let Ok(i) = self.entries.binary_search_by_key(&id, |e| e.id) {
+            // Not written yet: never sent at all.
+            if id > self.written_id {
+                self.entries[i].answered = true;
+            }
         }
+        self.send_cancels();
         Ok(())
     }
 
@@ -488,9 +681,16 @@ impl Session {
         }
     }
 
-    fn await_reply(&mut self, id: u64, timeout: Option<Duration>) -> Result<()> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut reconnects = 0;
+    /// Waits until the answer of `id` is here or `deadline` passes. A lost connection is made
+    /// again (with backoff, to the same hub or the next) until the deadline: the call fails
+    /// with `NotConnected` only if no hub could be reached by then. With `async_returns`, a
+    /// request the hub parks at once (async mode) ends the wait with `Queued` once acknowledged.
+    fn await_reply(
+        &mut self,
+        id: u64,
+        deadline: Option<Instant>,
+        async_returns: bool,
+    ) -> Result<()> {
         loop {
             match self.pending.get(&id) {
                 None => {
@@ -519,11 +719,22 @@ impl Session {
                     self.consumed(id);
                     return Err(err);
                 }
-                Some(Pending::Waiting) => {}
+                Some(Pending::Waiting(Park::Now)) if async_returns && self.acked >= id => {
+                    return Err(Error::new(
+                        Status::Queued,
+                        format!("request {id} is accepted in async mode; read its answer later"),
+                    ));
+                }
+                Some(Pending::Waiting(_)) => {}
             }
             if id > self.written_id || self.conn.is_none() {
                 // Reading a buffered request sends it; a lost connection is made again.
-                self.write_log()?;
+                if self.conn.is_none() {
+                    self.reconnect_until(deadline)?;
+                }
+                if self.write_log().is_err() {
+                    continue;
+                }
             } else if let Some(conn) = self.conn.as_mut() {
                 if !conn.out.is_empty() && conn.flush().is_err() {
                     self.drop_connection();
@@ -538,14 +749,32 @@ impl Session {
                         format!("no reply to request {id} within the timeout"),
                     ))
                 }
-                Err(e) => {
-                    reconnects += 1;
-                    if reconnects > RECONNECTS_PER_CALL {
-                        return Err(e);
-                    }
-                    // Back to the loop: write_log reconnects and sends again what is unacked.
+                Err(e) if e.status == Status::NotConnected => {
+                    // Back to the loop: it reconnects and sends again what is unacknowledged.
                 }
+                Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// Connects, trying the hubs of the list in turn with backoff between rounds, until one
+    /// answers or `deadline` passes (None: without limit; a passed deadline tries once).
+    fn reconnect_until(&mut self, deadline: Option<Instant>) -> Result<()> {
+        let mut wait = RECONNECT_FIRST;
+        loop {
+            let err = match self.connect_by(deadline) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.status != Status::NotConnected => return Err(e),
+                Err(e) => e,
+            };
+            let now = Instant::now();
+            let pause = match deadline {
+                Some(d) if now >= d => return Err(err),
+                Some(d) => wait.min(d - now),
+                None => wait,
+            };
+            std::thread::sleep(pause);
+            wait = (wait * 2).min(RECONNECT_CAP);
         }
     }
 
@@ -564,6 +793,9 @@ impl Session {
         if i < self.entries.len() {
             let from = self.entries[i].start - self.log_base;
             conn.out.extend_from_slice(&self.log[from..]);
+        }
+        for id in self.cancel_ids.drain(..) {
+            wire::encode_cancel(&mut conn.out, id);
         }
         if let Err(e) = conn.flush() {
             self.drop_connection();
@@ -638,7 +870,7 @@ impl Session {
                             rcode,
                             body,
                         } => match self.pending.get_mut(&id) {
-                            Some(p @ Pending::Waiting) => {
+                            Some(p @ Pending::Waiting(_)) => {
                                 *p = Pending::Done {
                                     status,
                                     rcode,
@@ -655,6 +887,14 @@ impl Session {
                         Frame::Ack { upto } => {
                             if upto > self.acked {
                                 self.acked = upto;
+                            }
+                        }
+                        Frame::Queued { id, mode } => {
+                            if let Some(Pending::Waiting(p)) = self.pending.get_mut(&id) {
+                                *p = match mode {
+                                    2 => Park::Now,
+                                    _ => Park::OnTimeout,
+                                };
                             }
                         }
                         Frame::Ping { nonce } => wire::encode_pong(&mut conn.out, nonce),
@@ -747,6 +987,11 @@ impl Session {
     /// Connects to the first hub of the list that answers, starting with the last one used,
     /// and sends again every request it has not acknowledged.
     pub fn connect(&mut self) -> Result<()> {
+        self.connect_by(None)
+    }
+
+    /// [`Session::connect`], each attempt limited to the time left before `deadline`.
+    fn connect_by(&mut self, deadline: Option<Instant>) -> Result<()> {
         if self.conn.is_some() {
             return Ok(());
         }
@@ -759,7 +1004,7 @@ impl Session {
         for k in 0..n {
             let i = (self.hub_index + k) % n;
             let addr = self.cfg.hubs[i].clone();
-            match self.greet(&addr) {
+            match self.greet(&addr, deadline) {
                 Ok((conn, welcome)) => {
                     self.conn = Some(conn);
                     self.welcome = Some(welcome);
@@ -794,7 +1039,7 @@ impl Session {
         if self.hub_id.is_some_and(|old| old != id) {
             let acked = self.acked;
             for (rid, p) in self.pending.iter_mut() {
-                if *rid <= acked && matches!(p, Pending::Waiting) {
+                if *rid <= acked && matches!(p, Pending::Waiting(_)) {
                     *p = Pending::Done {
                         status: Status::System.code(),
                         rcode: 0,
@@ -826,6 +1071,13 @@ impl Session {
             wire::encode_done(&mut conn.out, &self.done_ids);
             self.done_ids.clear();
         }
+        // Cancels go after the requests they name (a buffered request is written later, with
+        // its cancel after it).
+        if self.entries.back().is_none_or(|e| e.id <= self.written_id) {
+            for id in self.cancel_ids.drain(..) {
+                wire::encode_cancel(&mut conn.out, id);
+            }
+        }
         if conn.flush().is_err() {
             self.drop_connection();
             return Err(not_connected());
@@ -833,8 +1085,14 @@ impl Session {
         Ok(())
     }
 
-    fn greet(&self, addr: &HubAddr) -> Result<(Conn, Welcome)> {
-        let t = self.cfg.connect_timeout;
+    fn greet(&self, addr: &HubAddr, deadline: Option<Instant>) -> Result<(Conn, Welcome)> {
+        let mut t = self.cfg.connect_timeout;
+        if let Some(d) = deadline {
+            t = t.min(
+                d.saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(10)),
+            );
+        }
         let mut conn =
             Conn::connect(addr, t).map_err(|e| Error::new(Status::NotConnected, e.to_string()))?;
         wire::encode_hello(
@@ -883,6 +1141,9 @@ impl Drop for Session {
         }
     }
 }
+
+/// The words of a cancelled request's outcome.
+const CANCELLED: &[u8] = b"cancelled by the caller";
 
 fn not_connected() -> Error {
     Error::new(Status::NotConnected, "not connected to a hub")

@@ -4,9 +4,9 @@ use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr};
 use std::time::Duration;
 
-use super::error::{set_last_rcode, DCO_BUFFERED, DCO_ONEWAY};
+use super::error::{set_last_rcode, DCO_BUFFERED, DCO_ONEWAY, DCO_QUEUE_ON_TIMEOUT};
 use super::{boundary, to_code};
-use crate::client::{Session, SessionConfig};
+use crate::client::{CallFlags, Session, SessionConfig};
 use crate::status::{Error, Result, Status};
 use crate::wire::HubAddr;
 
@@ -142,13 +142,25 @@ fn op_read(s: &mut Session, id: i64, timeout_ms: i32, buf: *mut u8, cap: usize) 
 fn op_call(
     s: &mut Session,
     proxy: i32,
+    flags: i32,
     timeout_ms: i32,
     buf: *mut u8,
     cap: usize,
 ) -> Result<usize> {
+    if flags & !DCO_QUEUE_ON_TIMEOUT != 0 {
+        return Err(Error::new(
+            Status::Invalid,
+            format!("unknown flags {flags:#x} (only DCO_QUEUE_ON_TIMEOUT)"),
+        ));
+    }
+    let call_flags = if flags & DCO_QUEUE_ON_TIMEOUT != 0 {
+        CallFlags::QUEUE_ON_TIMEOUT
+    } else {
+        CallFlags::NONE
+    };
     // SAFETY: the C caller promises `buf` has `cap` writable bytes (dco_call_sync contract).
     let out = unsafe { output(buf, cap)? };
-    let r = s.call_into(proxy, timeout(timeout_ms), out);
+    let r = s.call_into_with(proxy, call_flags, timeout(timeout_ms), out);
     match &r {
         Ok((_, _, rc)) => set_last_rcode(*rc),
         Err(e) => set_last_rcode(e.rcode),
@@ -219,12 +231,16 @@ pub extern "C" fn dco_flush() -> c_int {
 /// snprintf-style: if it is larger than `cap`, `cap` bytes are copied and the reply stays in
 /// the session, so a second read with a big enough buffer gets it whole; a reply read whole is
 /// released. Replies may be read in any order. `buf` may be NULL when `cap` is 0 (to learn the
-/// length). A lost connection is made again (the same hub, else the next of the list) and the
-/// wait goes on. Errors: DCO_E_TIMEOUT and DCO_E_NOT_CONNECTED (no hub reachable now) leave the
-/// request outstanding: read again later. DCO_E_UNKNOWN_ID, DCO_E_INVALID. The request's own
-/// outcome, which releases it: DCO_E_APP_FAIL (see dco_last_rcode), DCO_E_NO_ROUTE,
-/// DCO_E_BUSY (the hub refused it: over quota or journal full), DCO_E_SYSTEM (e.g. accepted
-/// by a hub that is no longer reachable). `buf` stays the caller's.
+/// length). A lost connection is made again with backoff (the same hub, else the next of the
+/// list) until the timeout, so a read rides through a hub restart. Errors: DCO_E_TIMEOUT, and
+/// DCO_E_NOT_CONNECTED (no hub reachable until the timeout), leave the request outstanding:
+/// read again later. DCO_E_UNKNOWN_ID, DCO_E_INVALID. The request's own outcome, which
+/// releases it: DCO_E_APP_FAIL (see dco_last_rcode), DCO_E_NO_ROUTE, DCO_E_BUSY (the hub
+/// refused it: over quota or journal full), DCO_E_TIMEOUT with words from the hub (its
+/// deadline passed at the hub: "expired in the queue", or delivered and not answered in
+/// time), DCO_E_CANCELLED (cancelled with dco_cancel), DCO_E_SYSTEM (attempts used up, with
+/// the last cause; or accepted by a hub that is no longer reachable). `buf` stays the
+/// caller's.
 #[no_mangle]
 pub extern "C" fn dco_read_request(
     request_id: i64,
@@ -241,14 +257,44 @@ pub extern "C" fn dco_read_request(
 }
 
 /// Sends the body built so far to `proxy_id` now and waits up to `timeout_ms` for its reply,
-/// copied into `buf` as dco_read_request does. When the reply is larger than `cap`, read it
-/// whole with dco_read_request(dco_last_request_id(), ...). On DCO_E_TIMEOUT the request is
-/// abandoned and its late reply dropped. Errors as dco_send_request and dco_read_request.
+/// copied into `buf` as dco_read_request does: dco_call(proxy_id, 0, timeout_ms, buf, cap).
 #[no_mangle]
 pub extern "C" fn dco_call_sync(proxy_id: i32, timeout_ms: i32, buf: *mut u8, cap: usize) -> i64 {
     boundary(super::DCO_E_PANIC as i64, || {
         to_code(
-            with_thread_session(|s| op_call(s, proxy_id, timeout_ms, buf, cap)),
+            with_thread_session(|s| op_call(s, proxy_id, 0, timeout_ms, buf, cap)),
+            len_code,
+        )
+    })
+}
+
+/// Sends the body built so far to `proxy_id` now and waits up to `timeout_ms` (< 0: without
+/// limit) for its reply, copied into `buf` as dco_read_request does. When the reply is larger
+/// than `cap`, read it whole with dco_read_request(dco_last_request_id(), ...).
+///
+/// `flags` 0: the proxy's default mode, set on the hub (sync unless configured otherwise). In
+/// sync mode the timeout is a deadline the hub keeps too: on DCO_E_TIMEOUT the request is
+/// cancelled, the hub never delivers it after its deadline and drops a late answer.
+/// DCO_QUEUE_ON_TIMEOUT (or a proxy whose default is queue-on-timeout): on timeout the call
+/// returns DCO_E_QUEUED, the request goes on, and its answer is parked for
+/// dco_read_request(dco_last_request_id(), ...), across reconnects and hub restarts. A proxy
+/// whose default is async returns DCO_E_QUEUED as soon as the hub has the request.
+///
+/// The call rides through hub restarts: while the hub is unreachable it reconnects with backoff
+/// (to the same hub or the next of the list) until the timeout; DCO_E_NOT_CONNECTED only if no
+/// hub was reachable by then. Other errors as dco_send_request and dco_read_request;
+/// DCO_E_INVALID for an unknown flag.
+#[no_mangle]
+pub extern "C" fn dco_call(
+    proxy_id: i32,
+    flags: i32,
+    timeout_ms: i32,
+    buf: *mut u8,
+    cap: usize,
+) -> i64 {
+    boundary(super::DCO_E_PANIC as i64, || {
+        to_code(
+            with_thread_session(|s| op_call(s, proxy_id, flags, timeout_ms, buf, cap)),
             len_code,
         )
     })
@@ -263,9 +309,10 @@ pub extern "C" fn dco_last_request_id() -> i64 {
     })
 }
 
-/// Drops interest in `request_id`: its reply, parked or still to come, is discarded and its
-/// place in this session's quota freed (the hub counts it until the worker answers). Returns
-/// DCO_OK or DCO_E_UNKNOWN_ID.
+/// Cancels `request_id`. Not yet delivered to a worker, the hub removes it for good
+/// (journaled: a hub restart does not revive it); held by a worker, the worker is told and its
+/// answer is dropped; an answer already here is dropped. Reading the id afterwards gives
+/// DCO_E_CANCELLED (once). Returns DCO_OK or DCO_E_UNKNOWN_ID.
 #[no_mangle]
 pub extern "C" fn dco_cancel(request_id: i64) -> c_int {
     boundary(super::DCO_E_PANIC, || {
@@ -419,7 +466,27 @@ pub extern "C" fn dco_session_call_sync(
 ) -> i64 {
     boundary(super::DCO_E_PANIC as i64, || {
         to_code(
-            with_handle(session, |s| op_call(s, proxy_id, timeout_ms, buf, cap)),
+            with_handle(session, |s| op_call(s, proxy_id, 0, timeout_ms, buf, cap)),
+            len_code,
+        )
+    })
+}
+
+/// dco_call on an explicit session. DCO_E_INVALID if `session` is NULL.
+#[no_mangle]
+pub extern "C" fn dco_session_call(
+    session: *mut dco_session,
+    proxy_id: i32,
+    flags: i32,
+    timeout_ms: i32,
+    buf: *mut u8,
+    cap: usize,
+) -> i64 {
+    boundary(super::DCO_E_PANIC as i64, || {
+        to_code(
+            with_handle(session, |s| {
+                op_call(s, proxy_id, flags, timeout_ms, buf, cap)
+            }),
             len_code,
         )
     })

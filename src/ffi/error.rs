@@ -34,13 +34,19 @@ pub const DCO_E_REFUSED: i32 = -11;
 pub const DCO_E_PROTOCOL: i32 = -12;
 /// An internal error was caught at the library boundary (a bug; please report it).
 pub const DCO_E_PANIC: i32 = -13;
-/// The request was accepted, its reply is not there yet.
+/// The request was accepted, its reply is not there yet: it goes on, and its answer is parked
+/// for dco_read_request (queue-on-timeout and async modes).
 pub const DCO_E_QUEUED: i32 = -14;
+/// A worker's outcome (dco_reply_retry): try the request again later, per the proxy's retry
+/// policy. Callers never get it: after the last attempt they get DCO_E_SYSTEM.
+pub const DCO_E_RETRY: i32 = -15;
 
 /// Flag for dco_send_request: keep the request in the session until dco_flush.
 pub const DCO_BUFFERED: i32 = 1;
 /// Flag for dco_send_request: no reply is wanted.
 pub const DCO_ONEWAY: i32 = 2;
+/// Flag for dco_call: on timeout return DCO_E_QUEUED and park the answer (queue-on-timeout).
+pub const DCO_QUEUE_ON_TIMEOUT: i32 = 4;
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
@@ -144,6 +150,7 @@ mod tests {
             (DCO_E_PROTOCOL, Status::Protocol),
             (DCO_E_PANIC, Status::Panic),
             (DCO_E_QUEUED, Status::Queued),
+            (DCO_E_RETRY, Status::Retry),
         ];
         assert_eq!(pairs.len(), Status::ALL.len());
         for (c, s) in pairs {

@@ -14,6 +14,7 @@ use crate::worker::{self, Delivery, Outcome, ReplyBuf, WorkerConfig};
 pub struct dco_worker {
     cfg: WorkerConfig,
     stop: AtomicBool,
+    on_cancel: dco_cancel_handler,
 }
 
 /// The reply being built for one delivery; valid only during the handler call that received
@@ -37,6 +38,10 @@ pub struct dco_delivery {
     pub body: *const u8,
     /// Length of `body`.
     pub len: usize,
+    /// Milliseconds the hub still waits for the answer (the request's deadline or the proxy's
+    /// service-time limit, whichever is first), at the moment the handler is called; -1 for
+    /// no limit. An answer after it is dropped: give up (or dco_reply_retry) before.
+    pub remaining_ms: i64,
 }
 
 /// A worker's handler: runs one request, writes the reply with dco_reply_write, and returns 0
@@ -46,6 +51,11 @@ pub struct dco_delivery {
 pub type dco_handler = Option<
     unsafe extern "C" fn(user: *mut c_void, d: *const dco_delivery, reply: *mut dco_reply) -> i32,
 >;
+
+/// Called instead of the handler for a delivery the hub cancelled before it ran (its caller
+/// cancelled it, or its time ran out). `user` is the pointer given to dco_worker_run.
+pub type dco_cancel_handler =
+    Option<unsafe extern "C" fn(user: *mut c_void, d: *const dco_delivery)>;
 
 /// Creates a worker serving the `n` proxy ids at `proxies` on the comma-separated hub list
 /// `hubs` (NULL: DCO_HUB, default 127.0.0.1:7790). The ids are copied.
@@ -89,6 +99,7 @@ pub extern "C" fn dco_worker_new(
                 Box::into_raw(Box::new(dco_worker {
                     cfg,
                     stop: AtomicBool::new(false),
+                    on_cancel: None,
                 }))
             }
             Err(e) => {
@@ -108,6 +119,28 @@ pub extern "C" fn dco_worker_set_capacity(w: *mut dco_worker, capacity: u32) -> 
         match unsafe { w.as_mut() } {
             Some(w) => {
                 w.cfg.capacity = capacity.max(1);
+                super::clear_last_error();
+                0
+            }
+            None => {
+                to_code::<()>(Err(Error::new(Status::Invalid, "worker is NULL")), |_| 0) as c_int
+            }
+        }
+    })
+}
+
+/// Sets the function called for deliveries the hub cancels before they run (NULL: none).
+/// Call before dco_worker_run. Returns DCO_OK or DCO_E_INVALID (NULL worker).
+#[no_mangle]
+pub extern "C" fn dco_worker_set_cancel_handler(
+    w: *mut dco_worker,
+    handler: dco_cancel_handler,
+) -> c_int {
+    boundary(super::DCO_E_PANIC, || {
+        // SAFETY: a non-NULL `w` comes from dco_worker_new, not freed, not running (contract).
+        match unsafe { w.as_mut() } {
+            Some(w) => {
+                w.on_cancel = handler;
                 super::clear_last_error();
                 0
             }
@@ -142,26 +175,58 @@ pub extern "C" fn dco_worker_run(
             return to_code::<()>(Err(Error::new(Status::Invalid, "handler is NULL")), |_| 0)
                 as c_int;
         };
-        let mut call = |d: &Delivery<'_>, reply: &mut ReplyBuf<'_>| -> Outcome {
-            let cd = dco_delivery {
-                session: d.session,
-                request_id: d.request,
-                proxy_id: d.proxy,
-                attempt: d.attempt,
-                body: d.body.as_ptr(),
-                len: d.body.len(),
-            };
-            // SAFETY: `h` is the C caller's handler; `cd` and `reply` live for the whole call
-            // and are only valid during it, as the header documents.
-            let rc = unsafe { h(user, &cd, reply as *mut ReplyBuf<'_> as *mut dco_reply) };
-            if rc == 0 {
-                Outcome::Success
-            } else {
-                Outcome::Failure(rc)
-            }
+        let mut call = CHandler {
+            handler: h,
+            on_cancel: w.on_cancel,
+            user,
         };
         to_code(worker::run(&w.cfg, &mut call, &w.stop), |_| 0) as c_int
     })
+}
+
+/// The C handlers as a [`worker::Handler`].
+struct CHandler {
+    handler: unsafe extern "C" fn(*mut c_void, *const dco_delivery, *mut dco_reply) -> i32,
+    on_cancel: dco_cancel_handler,
+    user: *mut c_void,
+}
+
+fn c_delivery(d: &Delivery<'_>) -> dco_delivery {
+    dco_delivery {
+        session: d.session,
+        request_id: d.request,
+        proxy_id: d.proxy,
+        attempt: d.attempt,
+        body: d.body.as_ptr(),
+        len: d.body.len(),
+        remaining_ms: d
+            .remaining()
+            .map(|r| r.as_millis().min(i64::MAX as u128) as i64)
+            .unwrap_or(-1),
+    }
+}
+
+impl worker::Handler for CHandler {
+    fn handle(&mut self, d: &Delivery<'_>, reply: &mut ReplyBuf<'_>) -> Outcome {
+        let cd = c_delivery(d);
+        // SAFETY: `handler` is the C caller's handler; `cd` and `reply` live for the whole
+        // call and are only valid during it, as the header documents.
+        let rc =
+            unsafe { (self.handler)(self.user, &cd, reply as *mut ReplyBuf<'_> as *mut dco_reply) };
+        if rc == 0 {
+            Outcome::Success
+        } else {
+            Outcome::Failure(rc)
+        }
+    }
+
+    fn cancelled(&mut self, d: &Delivery<'_>) {
+        if let Some(f) = self.on_cancel {
+            let cd = c_delivery(d);
+            // SAFETY: the C caller's cancel handler; `cd` lives for the call.
+            unsafe { f(self.user, &cd) }
+        }
+    }
 }
 
 /// Asks a running dco_worker_run to return after the request in hand (within about 100 ms when
@@ -224,5 +289,47 @@ pub extern "C" fn dco_reply_write(reply: *mut dco_reply, data: *const u8, len: u
         }
         super::clear_last_error();
         0
+    })
+}
+
+/// Runs `f` on the reply behind `reply`, or fails with DCO_E_INVALID if it is NULL.
+fn with_reply(reply: *mut dco_reply, f: impl FnOnce(&mut ReplyBuf<'_>)) -> c_int {
+    if reply.is_null() {
+        return to_code::<()>(Err(Error::new(Status::Invalid, "reply is NULL")), |_| 0) as c_int;
+    }
+    // SAFETY: `reply` is the pointer handed to the running handler, which points at a live
+    // ReplyBuf for the duration of the handler call (the only time this may be called).
+    let r = unsafe { &mut *(reply as *mut ReplyBuf<'_>) };
+    f(r);
+    super::clear_last_error();
+    0
+}
+
+/// Ends the delivery with "retry later" whatever the handler returns: the far side is down,
+/// busy or timed out. The hub tries the request again after a backoff, per the proxy's retry
+/// policy; after the last attempt the caller gets DCO_E_SYSTEM with the words written to the
+/// reply. Call only from inside the handler. Returns DCO_OK or DCO_E_INVALID (NULL `reply`).
+#[no_mangle]
+pub extern "C" fn dco_reply_retry(reply: *mut dco_reply) -> c_int {
+    boundary(super::DCO_E_PANIC, || {
+        with_reply(reply, |r| r.verdict = Some(Outcome::RetryLater))
+    })
+}
+
+/// Ends the delivery by handing the request to `proxy_id` whatever the handler returns, with
+/// the reply written so far as its new body (Tuxedo's tpforward). The final answer goes
+/// straight to the original caller; the hand-over is journaled, and a chain longer than 8
+/// forwards fails with DCO_E_SYSTEM. Call only from inside the handler. Returns DCO_OK or
+/// DCO_E_INVALID (NULL `reply`, negative proxy id).
+#[no_mangle]
+pub extern "C" fn dco_reply_forward(reply: *mut dco_reply, proxy_id: i32) -> c_int {
+    boundary(super::DCO_E_PANIC, || {
+        if proxy_id < 0 {
+            return to_code::<()>(
+                Err(Error::new(Status::Invalid, "proxy id must not be negative")),
+                |_| 0,
+            ) as c_int;
+        }
+        with_reply(reply, |r| r.verdict = Some(Outcome::Forward(proxy_id)))
     })
 }

@@ -2,33 +2,29 @@
 //! serving its proxy id, and brings the reply back to the caller by request id.
 //!
 //! Rooms:
+//! - `core`: the state machine: sessions, per-proxy fair queues, flights, attempts, timers.
+//!   Events in (a frame from connection c, c closed, the store durable up to p, time is t),
+//!   actions out (frames in c's outbox, close c, records in the store). No sockets, no clock.
+//! - `shell`: the I/O around it: the `mio` loop, accept/read/write, the store's commit, the
+//!   clock, shutdown;
+//! - `socket`: the shell's side of one connection;
 //! - `listener`: binding TCP and Unix sockets (port reuse, stale socket files);
-//! - `peer`: one connection: its socket, buffers and role;
-//! - `flights`: requests handed to workers and not yet answered, by tag;
-//! - `router`: which workers serve which proxy, the known proxy ids, the per-proxy queue;
-//! - `sessions`: what the hub keeps of each caller across connections and restarts;
-//! - `store` and `records`: the journal (or memory) and what the hub writes to it;
-//! - `handle`: what each frame does, by role;
-//! - `server`: the event loop, keep-alive and shutdown;
-//! - `stats`: counters and latency histograms for `dco stats`.
+//! - `store`: the [`store::Store`] trait the core writes to: the journal, or memory;
+//! - `stats`: counters, histograms and the statistics document for `dco stats`.
 //!
-//! The hub is one thread running a `mio` event loop: every frame read in one wake-up is
-//! handled, then every connection that has output is written once, so replies to a batch of
-//! requests leave in one system call.
+//! The hub is one thread: every frame read in one wake-up is handled, then every connection
+//! that has output is written once, so replies to a batch of requests leave in one system call.
 
-mod flights;
-mod handle;
+pub mod core;
 mod listener;
-mod peer;
-mod records;
-mod router;
-mod server;
-mod sessions;
-mod stats;
-mod store;
+mod shell;
+mod socket;
+pub mod stats;
+pub mod store;
 
+pub use self::core::{Mode, Policies, ProxyPolicy};
 pub use listener::Listeners;
-pub use server::{run, spawn, HubHandle, Shutdown};
+pub use shell::{run, spawn, HubHandle, Shutdown};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -59,6 +55,11 @@ pub struct HubConfig {
     pub reply_ttl: Duration,
     /// Proxy ids accepted before any worker has served them.
     pub proxy_ids: Vec<i32>,
+    /// Per-proxy policies: default mode, retries, service-time limit.
+    pub policies: Policies,
+    /// How long a worker holding a delivery past its service-time limit is kept, with no new
+    /// work, before it is dropped.
+    pub overdue_grace: Duration,
 }
 
 impl Default for HubConfig {
@@ -74,6 +75,8 @@ impl Default for HubConfig {
             journal: Some(JournalConfig::new("dco-data/journal")),
             reply_ttl: Duration::from_secs(3600),
             proxy_ids: Vec::new(),
+            policies: Policies::default(),
+            overdue_grace: Duration::from_secs(5),
         }
     }
 }

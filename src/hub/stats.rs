@@ -59,11 +59,28 @@ pub struct ProxyStats {
     pub requests: u64,
     /// Successful replies.
     pub replies: u64,
-    /// Failed outcomes (application or system).
-    pub errors: u64,
+    /// Application failures (the worker's DCO_E_APP_FAIL).
+    pub app_fail: u64,
+    /// System failures: attempts used up, a worker's system error, a failed forward.
+    pub system: u64,
+    /// Delivered requests whose deadline passed before the answer (DCO_E_TIMEOUT).
+    pub timeout: u64,
+    /// Requests whose deadline passed while they waited (never delivered).
+    pub expired: u64,
+    /// Requests cancelled by their caller before their answer.
+    pub cancelled: u64,
+    /// Deliveries that failed for a system reason and went to the redo queue.
+    pub retried: u64,
+    /// Requests whose answer is parked (queue-on-timeout or async).
+    pub queued: u64,
+    /// Late answers dropped (after a timeout, cancel or overdue retry).
+    pub late: u64,
+    /// Requests forwarded from this proxy to another.
+    pub forwarded: u64,
     /// Requests refused because no worker served it.
     pub no_route: u64,
-    /// Requests delivered again after a worker failed.
+    /// Requests delivered again after a delivery failed (same as `retried`; kept for
+    /// scripts that read it).
     pub redelivered: u64,
     /// Accept-to-result latency.
     pub latency: Histogram,
@@ -103,6 +120,8 @@ pub struct HubSnapshot {
     pub journal_segments: usize,
     /// Whether the journal could not grow at its last attempt (disk full).
     pub journal_full: bool,
+    /// Timers set (deadlines, retries, keep-alives; stale ones included).
+    pub timers: usize,
 }
 
 /// One caller session.
@@ -141,6 +160,8 @@ pub struct WorkerSnapshot {
     pub capacity: u32,
     /// Deliveries outstanding.
     pub inflight: u32,
+    /// Deliveries held past the service-time limit (no new work while any).
+    pub overdue: u32,
     /// Deliveries made.
     pub delivered: u64,
     /// Results received.
@@ -154,26 +175,57 @@ pub struct WorkerSnapshot {
 pub struct ProxySnapshot {
     /// Proxy id.
     pub id: i32,
+    /// Its policy (`mode=...,attempts=...,...`).
+    pub policy: String,
     /// Workers serving it now.
     pub workers: usize,
     /// Requests waiting for a worker with room.
     pub queued: usize,
+    /// Requests waiting in the redo queue for their next attempt.
+    pub redo: usize,
     /// Requests accepted.
     pub requests: u64,
     /// Successful replies.
     pub replies: u64,
-    /// Failed outcomes.
+    /// Failed outcomes (app_fail + system + timeout + expired).
     pub errors: u64,
     /// Refused for lack of a worker.
     pub no_route: u64,
-    /// Delivered again after a worker failed.
+    /// Delivered again after a delivery failed.
     pub redelivered: u64,
+    /// Every outcome, counted apart.
+    pub outcomes: Outcomes,
     /// Median accept-to-result latency, microseconds (bucket upper bound).
     pub p50_us: u64,
     /// 99th percentile, microseconds (bucket upper bound).
     pub p99_us: u64,
     /// Mean, microseconds.
     pub mean_us: u64,
+}
+
+/// A proxy's outcomes, each counted apart.
+#[derive(Serialize, Debug, Default)]
+pub struct Outcomes {
+    /// Successful replies.
+    pub ok: u64,
+    /// Application failures.
+    pub app_fail: u64,
+    /// System failures (attempts used up, ...).
+    pub system: u64,
+    /// Delivered, deadline passed before the answer.
+    pub timeout: u64,
+    /// Deadline passed while waiting; never delivered.
+    pub expired: u64,
+    /// Cancelled by the caller.
+    pub cancelled: u64,
+    /// Deliveries retried from the redo queue.
+    pub retried: u64,
+    /// Requests whose answer is parked (queue-on-timeout, async).
+    pub queued: u64,
+    /// Late answers dropped.
+    pub late: u64,
+    /// Forwarded to another proxy.
+    pub forwarded: u64,
 }
 
 #[cfg(test)]

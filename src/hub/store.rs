@@ -22,117 +22,117 @@ impl MemStore {
     }
 }
 
-/// The hub's store.
-pub enum Store {
-    /// Durable: the mmap-backed journal.
-    Journal(Journal),
-    /// Volatile: records on the heap.
-    Memory(MemStore),
-}
-
-impl Store {
-    /// Appends a record. In memory, only kinds that are pinned later are kept (`keep`).
-    pub fn append(&mut self, kind: u8, parts: &[&[u8]], keep: bool) -> Result<Pos, AppendError> {
-        match self {
-            Store::Journal(j) => j.append(kind, parts),
-            Store::Memory(m) => {
-                if !keep {
-                    return Ok(0);
-                }
-                let rec = Some((kind, parts.concat(), 0));
-                let i = match m.free.pop() {
-                    Some(i) => {
-                        m.slots[i] = rec;
-                        i
-                    }
-                    None => {
-                        m.slots.push(rec);
-                        m.slots.len() - 1
-                    }
-                };
-                Ok(i as Pos + 1)
-            }
-        }
-    }
-
-    /// The record at `p`.
-    pub fn read(&self, p: Pos) -> Option<(u8, &[u8])> {
-        match self {
-            Store::Journal(j) => j.read(p),
-            Store::Memory(m) => {
-                let i = (p as usize).checked_sub(1)?;
-                m.slots.get(i)?.as_ref().map(|(k, b, _)| (*k, &b[..]))
-            }
-        }
-    }
-
-    /// Keeps the record at `p`.
-    pub fn pin(&mut self, p: Pos) {
-        match self {
-            Store::Journal(j) => j.pin(p),
-            Store::Memory(m) => {
-                if let Some(r) = m.slot(p) {
-                    r.2 += 1;
-                }
-            }
-        }
-    }
-
-    /// Releases the record at `p`.
-    pub fn unpin(&mut self, p: Pos) {
-        match self {
-            Store::Journal(j) => j.unpin(p),
-            Store::Memory(m) => {
-                if let Some(r) = m.slot(p) {
-                    r.2 = r.2.saturating_sub(1);
-                    if r.2 == 0 {
-                        let i = p as usize - 1;
-                        m.slots[i] = None;
-                        m.free.push(i);
-                    }
-                }
-            }
-        }
-    }
-
+/// Where the hub core keeps requests and replies. Positions name records; a record stays
+/// readable while it is pinned. The core appends and pins; the I/O shell commits.
+pub trait Store {
+    /// Appends a record. Stores that keep nothing durable may keep only the records that are
+    /// pinned later (`keep`), and answer position 0 for the others.
+    fn append(&mut self, kind: u8, parts: &[&[u8]], keep: bool) -> Result<Pos, AppendError>;
+    /// The record at `p`: its kind and payload.
+    fn read(&self, p: Pos) -> Option<(u8, &[u8])>;
+    /// Keeps the record at `p` (pins count).
+    fn pin(&mut self, p: Pos);
+    /// Releases one pin of the record at `p`.
+    fn unpin(&mut self, p: Pos);
     /// Ends a round of appends (starts or does the sync the policy asks for).
-    pub fn commit(&mut self) {
-        if let Store::Journal(j) = self {
-            j.commit();
-        }
-    }
-
-    /// Records before this position are durable (memory: everything, at once).
-    pub fn durable(&self) -> Pos {
-        match self {
-            Store::Journal(j) => j.durable(),
-            Store::Memory(_) => Pos::MAX,
-        }
-    }
-
+    fn commit(&mut self);
+    /// Records before this position are durable.
+    fn durable(&self) -> Pos;
     /// A position that is durable once everything written so far is (for acknowledging
     /// resends: their originals were written earlier).
-    pub fn written(&self) -> Pos {
-        match self {
-            Store::Journal(j) => j.written().saturating_sub(1),
-            Store::Memory(_) => 0,
-        }
-    }
-
+    fn written(&self) -> Pos;
     /// Segments in use (0 in memory).
-    pub fn segments(&self) -> usize {
-        match self {
-            Store::Journal(j) => j.segment_count(),
-            Store::Memory(_) => 0,
+    fn segments(&self) -> usize;
+    /// Whether the store could not grow at its last attempt.
+    fn is_full(&self) -> bool;
+}
+
+impl Store for Journal {
+    fn append(&mut self, kind: u8, parts: &[&[u8]], _keep: bool) -> Result<Pos, AppendError> {
+        Journal::append(self, kind, parts)
+    }
+    fn read(&self, p: Pos) -> Option<(u8, &[u8])> {
+        Journal::read(self, p)
+    }
+    fn pin(&mut self, p: Pos) {
+        Journal::pin(self, p)
+    }
+    fn unpin(&mut self, p: Pos) {
+        Journal::unpin(self, p)
+    }
+    fn commit(&mut self) {
+        Journal::commit(self)
+    }
+    fn durable(&self) -> Pos {
+        Journal::durable(self)
+    }
+    fn written(&self) -> Pos {
+        Journal::written(self).saturating_sub(1)
+    }
+    fn segments(&self) -> usize {
+        self.segment_count()
+    }
+    fn is_full(&self) -> bool {
+        Journal::is_full(self)
+    }
+}
+
+impl Store for MemStore {
+    fn append(&mut self, kind: u8, parts: &[&[u8]], keep: bool) -> Result<Pos, AppendError> {
+        if !keep {
+            return Ok(0);
+        }
+        let rec = Some((kind, parts.concat(), 0));
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = rec;
+                i
+            }
+            None => {
+                self.slots.push(rec);
+                self.slots.len() - 1
+            }
+        };
+        Ok(i as Pos + 1)
+    }
+    fn read(&self, p: Pos) -> Option<(u8, &[u8])> {
+        let i = (p as usize).checked_sub(1)?;
+        self.slots.get(i)?.as_ref().map(|(k, b, _)| (*k, &b[..]))
+    }
+    fn pin(&mut self, p: Pos) {
+        if let Some(r) = self.slot(p) {
+            r.2 += 1;
         }
     }
-
-    /// Whether the journal could not grow at its last attempt.
-    pub fn is_full(&self) -> bool {
-        match self {
-            Store::Journal(j) => j.is_full(),
-            Store::Memory(_) => false,
+    fn unpin(&mut self, p: Pos) {
+        if let Some(r) = self.slot(p) {
+            r.2 = r.2.saturating_sub(1);
+            if r.2 == 0 {
+                let i = p as usize - 1;
+                self.slots[i] = None;
+                self.free.push(i);
+            }
         }
+    }
+    fn commit(&mut self) {}
+    fn durable(&self) -> Pos {
+        Pos::MAX
+    }
+    fn written(&self) -> Pos {
+        0
+    }
+    fn segments(&self) -> usize {
+        0
+    }
+    fn is_full(&self) -> bool {
+        false
+    }
+}
+
+impl MemStore {
+    /// Records held now (for tests).
+    pub fn live(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_some()).count()
     }
 }
 

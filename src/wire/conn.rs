@@ -225,6 +225,11 @@ impl Conn {
         decode(&self.inbuf[self.start..], self.max_frame)
     }
 
+    /// The input read and not yet consumed (whole frames and the start of the next).
+    pub fn pending_input(&self) -> &[u8] {
+        &self.inbuf[self.start..]
+    }
+
     /// Marks `n` bytes of input as used.
     pub fn consume(&mut self, n: usize) {
         self.start += n;

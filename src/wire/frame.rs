@@ -30,10 +30,16 @@ pub enum FrameType {
     Cancel = 0x13,
     /// Caller -> hub, the caller has these replies: the hub may forget them.
     Done = 0x14,
-    /// Hub -> worker, run this request.
+    /// Hub -> caller (version 2), this request's mode parks its answer (the proxy's default).
+    Queued = 0x15,
+    /// Hub -> worker, run this request (version 1 layout, no time limit).
     Deliver = 0x20,
     /// Worker -> hub, the outcome of a delivered request.
     Result = 0x21,
+    /// Worker -> hub (version 2), finish a delivered request by handing it to another proxy.
+    Forward = 0x22,
+    /// Hub -> worker (version 2), run this request within the time it is given.
+    DeliverTimed = 0x23,
     /// Either way, are you there?
     Ping = 0x30,
     /// Either way, answer to PING.
@@ -56,8 +62,11 @@ impl FrameType {
             0x12 => FrameType::Reply,
             0x13 => FrameType::Cancel,
             0x14 => FrameType::Done,
+            0x15 => FrameType::Queued,
             0x20 => FrameType::Deliver,
             0x21 => FrameType::Result,
+            0x22 => FrameType::Forward,
+            0x23 => FrameType::DeliverTimed,
             0x30 => FrameType::Ping,
             0x31 => FrameType::Pong,
             0x40 => FrameType::StatsRequest,
@@ -163,10 +172,30 @@ pub enum Frame<'a> {
         /// Reply body (for failures: words saying what went wrong).
         body: &'a [u8],
     },
-    /// The caller drops its interest in a request.
+    /// Caller -> hub: the caller cancels a request. Hub -> worker (version 2): the caller
+    /// cancelled the delivery under this tag; its answer will be dropped.
     Cancel {
+        /// Request id (to a worker: the delivery's tag).
+        id: u64,
+    },
+    /// This request's answer is parked when the caller's wait ends (or at once).
+    Queued {
         /// Request id.
         id: u64,
+        /// 1: queue-on-timeout (the wait may end with DCO_E_QUEUED); 2: async (the call
+        /// returns DCO_E_QUEUED once the request is accepted).
+        mode: u32,
+    },
+    /// A worker hands a delivered request on to another proxy, with a new body.
+    Forward {
+        /// The tag from DELIVER.
+        tag: u64,
+        /// The proxy that finishes it.
+        proxy: i32,
+        /// Reserved, 0.
+        flags: u32,
+        /// The new body.
+        body: &'a [u8],
     },
     /// The caller has the replies of these requests.
     Done {
@@ -185,6 +214,8 @@ pub enum Frame<'a> {
         proxy: i32,
         /// Delivery attempt, 1 for the first.
         attempt: u32,
+        /// Milliseconds the worker has left to answer (0: no limit); version 2 only.
+        remaining_ms: u32,
         /// Opaque body.
         body: &'a [u8],
     },
@@ -455,6 +486,28 @@ pub fn decode(buf: &[u8], max_frame: u32) -> Result<Option<(Frame<'_>, usize)>, 
             request: r.u64("request")?,
             proxy: r.i32("proxy")?,
             attempt: r.u32("attempt")?,
+            remaining_ms: 0,
+            body: r.rest(),
+        },
+        FrameType::DeliverTimed => Frame::Deliver {
+            tag: r.u64("tag")?,
+            session: r.u64("session")?,
+            request: r.u64("request")?,
+            proxy: r.i32("proxy")?,
+            attempt: r.u32("attempt")?,
+            remaining_ms: r.u32("remaining")?,
+            body: r.rest(),
+        },
+        FrameType::Queued => {
+            let id = r.u64("id")?;
+            let mode = r.u32("mode")?;
+            r.end()?;
+            Frame::Queued { id, mode }
+        }
+        FrameType::Forward => Frame::Forward {
+            tag: r.u64("tag")?,
+            proxy: r.i32("proxy")?,
+            flags: r.u32("flags")?,
             body: r.rest(),
         },
         FrameType::Result => Frame::Result {
@@ -590,22 +643,53 @@ pub fn encode_done(out: &mut Vec<u8>, ids: &[u64]) {
     }
 }
 
-/// Appends a DELIVER frame to `out`.
-pub fn encode_deliver(
-    out: &mut Vec<u8>,
-    tag: u64,
-    session: u64,
-    request: u64,
-    proxy: i32,
-    attempt: u32,
-    body: &[u8],
-) {
-    header(out, FrameType::Deliver, 32 + body.len());
+/// What a DELIVER carries besides its body.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct DeliverHead {
+    /// Hub's handle for this delivery.
+    pub tag: u64,
+    /// Session of the caller.
+    pub session: u64,
+    /// The caller's request id.
+    pub request: u64,
+    /// Proxy id.
+    pub proxy: i32,
+    /// Delivery attempt, 1 for the first.
+    pub attempt: u32,
+    /// Milliseconds left (0: no limit). `None` writes the version 1 frame, without it.
+    pub remaining_ms: Option<u32>,
+}
+
+/// Appends a DELIVER frame to `out` (type 0x23 with the time left, or 0x20 without).
+pub fn encode_deliver(out: &mut Vec<u8>, d: &DeliverHead, body: &[u8]) {
+    match d.remaining_ms {
+        Some(_) => header(out, FrameType::DeliverTimed, 36 + body.len()),
+        None => header(out, FrameType::Deliver, 32 + body.len()),
+    }
+    out.extend_from_slice(&d.tag.to_be_bytes());
+    out.extend_from_slice(&d.session.to_be_bytes());
+    out.extend_from_slice(&d.request.to_be_bytes());
+    out.extend_from_slice(&d.proxy.to_be_bytes());
+    out.extend_from_slice(&d.attempt.to_be_bytes());
+    if let Some(ms) = d.remaining_ms {
+        out.extend_from_slice(&ms.to_be_bytes());
+    }
+    out.extend_from_slice(body);
+}
+
+/// Appends a QUEUED frame to `out`.
+pub fn encode_queued(out: &mut Vec<u8>, id: u64, mode: u32) {
+    header(out, FrameType::Queued, 12);
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&mode.to_be_bytes());
+}
+
+/// Appends a FORWARD frame to `out`.
+pub fn encode_forward(out: &mut Vec<u8>, tag: u64, proxy: i32, body: &[u8]) {
+    header(out, FrameType::Forward, 16 + body.len());
     out.extend_from_slice(&tag.to_be_bytes());
-    out.extend_from_slice(&session.to_be_bytes());
-    out.extend_from_slice(&request.to_be_bytes());
     out.extend_from_slice(&proxy.to_be_bytes());
-    out.extend_from_slice(&attempt.to_be_bytes());
+    out.extend_from_slice(&0u32.to_be_bytes());
     out.extend_from_slice(body);
 }
 
@@ -679,17 +763,42 @@ mod tests {
                 body: b"body"
             }
         );
-        b.clear();
-        encode_deliver(&mut b, 1, 2, 3, 4, 5, b"x");
-        assert_eq!(
-            one(&b),
-            Frame::Deliver {
+        for remaining in [None, Some(250)] {
+            b.clear();
+            let d = DeliverHead {
                 tag: 1,
                 session: 2,
                 request: 3,
                 proxy: 4,
                 attempt: 5,
-                body: b"x"
+                remaining_ms: remaining,
+            };
+            encode_deliver(&mut b, &d, b"x");
+            assert_eq!(
+                one(&b),
+                Frame::Deliver {
+                    tag: 1,
+                    session: 2,
+                    request: 3,
+                    proxy: 4,
+                    attempt: 5,
+                    remaining_ms: remaining.unwrap_or(0),
+                    body: b"x"
+                }
+            );
+        }
+        b.clear();
+        encode_queued(&mut b, 9, 1);
+        assert_eq!(one(&b), Frame::Queued { id: 9, mode: 1 });
+        b.clear();
+        encode_forward(&mut b, 3, 8, b"next");
+        assert_eq!(
+            one(&b),
+            Frame::Forward {
+                tag: 3,
+                proxy: 8,
+                flags: 0,
+                body: b"next"
             }
         );
         b.clear();

@@ -17,8 +17,20 @@ pub struct Delivery<'a> {
     pub proxy: i32,
     /// Delivery attempt, 1 for the first: above 1 the request may have run before.
     pub attempt: u32,
+    /// When the hub stops waiting for the answer (the request's deadline or the proxy's
+    /// service-time limit, whichever comes first); None: no limit. An answer after it is
+    /// dropped, so a handler should give up (or answer [`Outcome::RetryLater`]) before.
+    pub deadline: Option<Instant>,
     /// The request body.
     pub body: &'a [u8],
+}
+
+impl Delivery<'_> {
+    /// The time left before [`Delivery::deadline`] (zero once passed); None: no limit.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
 }
 
 /// What a handler says of a request it ran.
@@ -27,8 +39,15 @@ pub enum Outcome {
     /// Done; the reply buffer holds the reply.
     Success,
     /// Application failure with this return code (Tuxedo's TPFAIL + tpurcode); the reply buffer
-    /// may say why.
+    /// may say why. Not retried.
     Failure(i32),
+    /// Could not run it now for a passing reason (the far side is down, busy, timed out): the
+    /// hub tries it again later, per the proxy's retry policy; the reply buffer may say why.
+    /// After the last attempt the caller gets DCO_E_SYSTEM with those words.
+    RetryLater,
+    /// Finish the request by handing it to this proxy (Tuxedo's tpforward); the reply buffer
+    /// holds the new body. The final answer goes straight to the original caller.
+    Forward(i32),
 }
 
 /// The reply being built for one delivery. It writes straight into the connection's output
@@ -36,6 +55,9 @@ pub enum Outcome {
 pub struct ReplyBuf<'a> {
     buf: &'a mut Vec<u8>,
     start: usize,
+    /// An outcome set on the buffer (the C API's dco_reply_retry and dco_reply_forward),
+    /// which overrides the handler's return.
+    pub(crate) verdict: Option<Outcome>,
 }
 
 impl ReplyBuf<'_> {
@@ -64,6 +86,12 @@ impl ReplyBuf<'_> {
 pub trait Handler {
     /// Runs one request and writes its reply into `reply`.
     fn handle(&mut self, d: &Delivery<'_>, reply: &mut ReplyBuf<'_>) -> Outcome;
+
+    /// The hub cancelled a delivery before it ran (its caller cancelled it, or its time ran
+    /// out): it is not run. The default does nothing.
+    fn cancelled(&mut self, d: &Delivery<'_>) {
+        let _ = d;
+    }
 }
 
 impl<F> Handler for F
@@ -217,7 +245,11 @@ fn serve(
     // The hub's limit is the connection's limit less the slack added at greeting, less the
     // RESULT fields.
     let max_body = (conn.max_frame.saturating_sub(64) as usize).saturating_sub(16);
+    let mut cancelled: Vec<u64> = Vec::new();
     loop {
+        // Deliveries the hub cancelled before they ran are skipped: look ahead for CANCELs.
+        cancelled.clear();
+        cancels_in(conn.pending_input(), &mut cancelled);
         // Handle every whole frame already read, building all replies into one write.
         loop {
             let mut out = std::mem::take(&mut conn.out);
@@ -228,7 +260,7 @@ fn serve(
                 )),
                 Ok(None) => Ok(None),
                 Ok(Some((frame, n))) => {
-                    let r = handle_frame(frame, &mut out, handler, max_body);
+                    let r = handle_frame(frame, &mut out, handler, max_body, &cancelled);
                     r.map(|()| Some(n))
                 }
             };
@@ -258,11 +290,28 @@ fn serve(
     }
 }
 
+/// The tags of the CANCEL frames among the whole frames of `input`.
+fn cancels_in(mut input: &[u8], tags: &mut Vec<u64>) {
+    while input.len() >= HEADER_LEN {
+        let len = u32::from_be_bytes([input[0], input[1], input[2], input[3]]) as usize;
+        let Some(end) = HEADER_LEN.checked_add(len).filter(|e| *e <= input.len()) else {
+            return;
+        };
+        if input[4] == wire::FrameType::Cancel as u8 && len == 8 {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&input[HEADER_LEN..end]);
+            tags.push(u64::from_be_bytes(b));
+        }
+        input = &input[end..];
+    }
+}
+
 fn handle_frame(
     frame: Frame<'_>,
     out: &mut Vec<u8>,
     handler: &mut dyn Handler,
     max_body: usize,
+    cancelled: &[u64],
 ) -> Result<()> {
     match frame {
         Frame::Deliver {
@@ -271,23 +320,36 @@ fn handle_frame(
             request,
             proxy,
             attempt,
+            remaining_ms,
             body,
         } => {
-            // Reserve the RESULT header and fixed fields, let the handler write the body in
-            // place, then fill in the length and the outcome.
-            let at = out.len();
-            wire::encode_result(out, tag, 0, 0, &[]);
-            let start = out.len();
             let d = Delivery {
                 session,
                 request,
                 proxy,
                 attempt,
+                deadline: (remaining_ms > 0)
+                    .then(|| Instant::now() + Duration::from_millis(remaining_ms as u64)),
                 body,
             };
+            if cancelled.contains(&tag) {
+                handler.cancelled(&d);
+                wire::encode_result(out, tag, Status::Cancelled.code(), 0, b"cancelled");
+                return Ok(());
+            }
+            // Reserve the RESULT header and fixed fields, let the handler write the body in
+            // place, then fill in the length and the outcome.
+            let at = out.len();
+            wire::encode_result(out, tag, 0, 0, &[]);
+            let start = out.len();
             let outcome = {
-                let mut reply = ReplyBuf { buf: out, start };
-                handler.handle(&d, &mut reply)
+                let mut reply = ReplyBuf {
+                    buf: out,
+                    start,
+                    verdict: None,
+                };
+                let o = handler.handle(&d, &mut reply);
+                reply.verdict.unwrap_or(o)
             };
             let (outcome, too_large) = if out.len() - start > max_body {
                 out.truncate(start);
@@ -299,15 +361,24 @@ fn handle_frame(
             };
             let payload = (out.len() - at - HEADER_LEN) as u32;
             out[at..at + 4].copy_from_slice(&payload.to_be_bytes());
+            // RESULT and FORWARD have the same fixed layout: tag, then two 32-bit fields
+            // (status and rcode; proxy and flags).
             let (status, rcode) = match outcome {
                 _ if too_large => (Status::TooLarge.code(), 0),
                 Outcome::Success => (0, 0),
                 Outcome::Failure(rc) => (Status::AppFail.code(), rc),
+                Outcome::RetryLater => (wire::RESULT_RETRY, 0),
+                Outcome::Forward(p) => {
+                    out[at + 4] = wire::FrameType::Forward as u8;
+                    (p, 0)
+                }
             };
             out[at + 16..at + 20].copy_from_slice(&status.to_be_bytes());
             out[at + 20..at + 24].copy_from_slice(&rcode.to_be_bytes());
             Ok(())
         }
+        // A cancel of a delivery already answered (or skipped above): nothing to do.
+        Frame::Cancel { .. } => Ok(()),
         Frame::Ping { nonce } => {
             wire::encode_pong(out, nonce);
             Ok(())

@@ -143,6 +143,7 @@ static const struct {
     CODE(DCO_E_UNKNOWN_ID), CODE(DCO_E_TOO_LARGE), CODE(DCO_E_APP_FAIL),
     CODE(DCO_E_SYSTEM),    CODE(DCO_E_CANCELLED), CODE(DCO_E_REFUSED),
     CODE(DCO_E_PROTOCOL),  CODE(DCO_E_PANIC),     CODE(DCO_E_QUEUED),
+    CODE(DCO_E_RETRY),
 };
 #define N_CODES (sizeof CODES / sizeof CODES[0])
 
@@ -324,16 +325,19 @@ static void no_hub(void)
 {
     uint8_t buf[64];
 
-    /* dco_connect and dco_call_sync fail promptly with DCO_E_NOT_CONNECTED. The call waits
-     * "without limit" (-1) for its reply, so if it waited at all it would hang: the test's hang
-     * guard would catch that; the elapsed time is printed to help if it ever comes close. */
+    /* dco_connect and dco_send_request fail at once with DCO_E_NOT_CONNECTED; dco_call_sync
+     * keeps trying until its timeout (it rides through a hub restart), then says the same.
+     * A flush tries for DCO_FLUSH_TIMEOUT_MS. */
+    EXPECT_RC(dco_close(), DCO_OK);
+    setenv("DCO_FLUSH_TIMEOUT_MS", "300", 1);
     double t0 = now_s();
     EXPECT_RC(dco_connect(), DCO_E_NOT_CONNECTED);
     EXPECT_RC(dco_line("nobody listens"), DCO_OK);
-    EXPECT_RC(dco_call_sync(1, -1, buf, sizeof buf), DCO_E_NOT_CONNECTED);
-    EXPECT_RC(dco_send_request(1, 0), DCO_E_NOT_CONNECTED);
+    EXPECT_RC(dco_call_sync(1, 300, buf, sizeof buf), DCO_E_NOT_CONNECTED);
     double t1 = now_s();
-    EXPECT(t1 - t0 < 10.0); /* a generous hang guard, not a performance check */
+    EXPECT(t1 - t0 >= 0.3); /* it never returns early: the hub might have come back */
+    EXPECT_RC(dco_send_request(1, 0), DCO_E_NOT_CONNECTED);
+    EXPECT(now_s() - t0 < 10.0); /* a generous hang guard, not a performance check */
     fprintf(stderr, "bad_input: failing to connect took %.3f s\n", t1 - t0);
 
     /* A buffered request needs no hub until flushed. */
@@ -344,7 +348,7 @@ static void no_hub(void)
     /* Reading it cannot succeed: whichever of the two documented failures it reports (the
      * header says DCO_E_SYSTEM once a flush failed; NOT_CONNECTED while no hub answers), it is
      * a failure, and the call returns at once. */
-    int64_t r = dco_read_request(id, -1, buf, sizeof buf);
+    int64_t r = dco_read_request(id, 300, buf, sizeof buf);
     checks++;
     if (r != DCO_E_SYSTEM && r != DCO_E_NOT_CONNECTED)
         failed(__LINE__, "dco_read_request(buffered id, no hub)", "returned %" PRId64 " (%s)", r,
@@ -359,7 +363,7 @@ static void no_hub(void)
         dco_session *s = dco_session_new(dead[i]);
         EXPECT(s != NULL);
         EXPECT_RC(dco_session_line(s, "x"), DCO_OK);
-        EXPECT_RC(dco_session_call_sync(s, 1, -1, buf, sizeof buf), DCO_E_NOT_CONNECTED);
+        EXPECT_RC(dco_session_call_sync(s, 1, 200, buf, sizeof buf), DCO_E_NOT_CONNECTED);
         EXPECT_RC(dco_session_send_request(s, 1, 0), DCO_E_NOT_CONNECTED);
         dco_session_free(s);
     }
@@ -367,6 +371,7 @@ static void no_hub(void)
     /* dco_close always succeeds, and the next call starts a new session. */
     EXPECT_RC(dco_close(), DCO_OK);
     EXPECT(dco_last_request_id() == 0);
+    unsetenv("DCO_FLUSH_TIMEOUT_MS");
 }
 
 /* A malformed DCO_HUB: every call on the thread session says DCO_E_INVALID. Single-threaded
@@ -540,10 +545,12 @@ static void live(void)
     EXPECT(memcmp(buf, "0123456789\n", 11) == 0);
     EXPECT_RC(dco_read_request(id, 0, buf, sizeof buf), DCO_E_UNKNOWN_ID);
 
-    /* Cancel: the reply is dropped, the id is gone. */
+    /* Cancel: the reply is dropped; reading the id says it was cancelled, once. */
     EXPECT_RC(dco_line("cancel me"), DCO_OK);
     EXPECT_POS(id, dco_send_request(g_echo, 0));
     EXPECT_RC(dco_cancel(id), DCO_OK);
+    EXPECT_RC(dco_cancel(id), DCO_E_UNKNOWN_ID);
+    EXPECT_RC(dco_read_request(id, 0, buf, sizeof buf), DCO_E_CANCELLED);
     EXPECT_RC(dco_read_request(id, 0, buf, sizeof buf), DCO_E_UNKNOWN_ID);
     EXPECT_RC(dco_cancel(id), DCO_E_UNKNOWN_ID);
 

@@ -1,22 +1,23 @@
 //! Which workers serve which proxy id, and each proxy's queue of requests waiting for a
 //! worker with room (one queue, many servers).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 
 use ahash::AHashMap as HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::stats::ProxyStats;
-use crate::journal::Pos;
+use super::queue::FairQueue;
+use super::{ConnId, Token};
+use crate::hub::stats::ProxyStats;
 
 /// A worker connection as the router knows it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct WorkerRef {
     /// Its token.
-    pub token: usize,
+    pub token: Token,
     /// Its connection id.
-    pub conn: u64,
+    pub conn: ConnId,
 }
 
 /// One proxy id.
@@ -24,10 +25,13 @@ pub struct WorkerRef {
 pub struct Proxy {
     /// Workers serving it, in the order they connected.
     pub workers: Vec<WorkerRef>,
-    /// Requests waiting for a worker with room, oldest first, as the journal positions of
-    /// their ACCEPT records: a waiting request costs 8 bytes of memory, its body stays in the
-    /// journal.
-    pub queue: VecDeque<Pos>,
+    /// Requests waiting for a worker with room, a lane per caller session served in turn.
+    /// Bodies stay in the journal.
+    pub queue: FairQueue,
+    /// Requests waiting in `queue` (stale entries not counted).
+    pub queued: usize,
+    /// Requests waiting in the redo queue for their next attempt.
+    pub redo: usize,
     /// Counters.
     pub stats: ProxyStats,
 }

@@ -1,0 +1,613 @@
+//! Workers' side of the core: handing requests out, taking results and forwards, and what
+//! happens when a delivery fails, runs late or outlives its deadline (retries from the redo
+//! queue with backoff, expiry, overdue workers).
+
+use super::conn::{Conn, Role, Token};
+use super::flights::{Fate, Flight};
+use super::records::{self, AcceptHead};
+use super::router::WorkerRef;
+use super::timers::Timer;
+use super::OUT_PAUSE;
+use super::{micros, protocol, ConnId, Core, Fatal, Micros, ReqState, SessionId, Tag};
+use crate::hub::store;
+use crate::status::Status;
+use crate::wire::{self, DeliverHead};
+
+/// A worker whose unwritten output is over this is treated as full.
+const WORKER_OUT_LIMIT: usize = 8 * 1024 * 1024;
+
+impl Core {
+    /// The least busy worker of `proxy` with room, if any.
+    fn free_worker(&self, proxy: i32) -> Option<WorkerRef> {
+        let p = self.router.proxies.get(&proxy)?;
+        let mut best: Option<(WorkerRef, u32)> = None;
+        for w in &p.workers {
+            let Some(c) = self.conn(w.token).filter(|c| c.id == w.conn) else {
+                continue;
+            };
+            if let Role::Worker(wk) = &c.role {
+                if !c.closing
+                    && wk.overdue == 0
+                    && wk.inflight < wk.capacity
+                    && c.pending_out() < WORKER_OUT_LIMIT
+                    && best.is_none_or(|(_, n)| wk.inflight < n)
+                {
+                    best = Some((*w, wk.inflight));
+                }
+            }
+        }
+        best.map(|(w, _)| w)
+    }
+
+    /// Hands waiting requests of `proxy` to its least busy workers while any has room.
+    pub(super) fn dispatch(&mut self, proxy: i32, now: Micros) {
+        loop {
+            if self
+                .router
+                .proxies
+                .get(&proxy)
+                .is_none_or(|p| p.queued == 0)
+            {
+                return;
+            }
+            let Some(w) = self.free_worker(proxy) else {
+                return;
+            };
+            let Some((session, id)) = self
+                .router
+                .proxies
+                .get_mut(&proxy)
+                .and_then(|p| p.queue.pop())
+            else {
+                // Only parked lanes are left.
+                return;
+            };
+            let key = (session, id);
+            // An entry whose request was cancelled, expired or moved on is stale.
+            let Some(req) = self.reqs.get(&key).copied() else {
+                continue;
+            };
+            if req.state != ReqState::Queued || req.proxy != proxy {
+                continue;
+            }
+            if req.deadline_us != 0 && now >= req.deadline_us {
+                self.expire(session, id, now);
+                continue;
+            }
+            // A caller that does not read its replies gets no more until it does: its lane is
+            // parked (the queue goes on for the others) until its output drains, so the hub's
+            // memory stays bounded.
+            let backlogged = self
+                .sessions
+                .get(&session)
+                .and_then(|ss| ss.conn)
+                .and_then(|(t, cid)| self.conn(t).filter(|c| c.id == cid))
+                .is_some_and(|c| c.pending_out() > OUT_PAUSE);
+            let p = self.router.proxy(proxy);
+            if backlogged {
+                p.queue.push_front(session, id);
+                p.queue.park(session);
+                self.park(session);
+                continue;
+            }
+            p.queued -= 1;
+            self.deliver(w, session, id, now);
+        }
+    }
+
+    fn deliver(&mut self, w: WorkerRef, session: SessionId, id: u64, now: Micros) {
+        let key = (session, id);
+        let Some(req) = self.reqs.get_mut(&key) else {
+            return;
+        };
+        let Some(a) = self
+            .store
+            .read(req.pos)
+            .and_then(|(k, payload)| records::accept(k, payload))
+        else {
+            tracing::error!("journal record at {:#x} is not a request; dropped", req.pos);
+            let pos = req.pos;
+            self.reqs.remove(&key);
+            self.store.unpin(pos);
+            if let Some(ss) = self.sessions.get_mut(&session) {
+                ss.inflight = ss.inflight.saturating_sub(1);
+            }
+            return;
+        };
+        req.attempt = req.attempt.saturating_add(1);
+        req.state = ReqState::Delivered;
+        let (attempt, failures, proxy) = (req.attempt as u32, req.failures as u32, req.proxy);
+        let service = micros(self.cfg.policies.of(proxy).service_limit);
+        // The time the worker has: to the deadline, within the service-time limit.
+        let mut left = if req.deadline_us != 0 {
+            req.deadline_us.saturating_sub(now).max(1000)
+        } else {
+            0
+        };
+        if service != 0 && (left == 0 || service < left) {
+            left = service;
+        }
+        let tag = self.flights.insert(Flight {
+            session,
+            request: id,
+            proxy,
+            worker: w,
+            accepted_us: a.accepted_us,
+            fate: Fate::Live,
+            accept_pos: req.pos,
+        });
+        let Some(c) = self.conns.get_mut(w.token).and_then(|x| x.as_mut()) else {
+            return;
+        };
+        let head = DeliverHead {
+            tag: tag.0,
+            session: session.0,
+            request: id,
+            proxy,
+            attempt,
+            remaining_ms: (c.version >= 2).then(|| (left / 1000).min(u32::MAX as u64) as u32),
+        };
+        wire::encode_deliver(&mut c.out, &head, a.body);
+        c.last_tx = now;
+        if let Role::Worker(wk) = &mut c.role {
+            wk.inflight += 1;
+            wk.delivered += 1;
+        }
+        if !c.dirty {
+            c.dirty = true;
+            self.dirty.push(w.token);
+        }
+        if service != 0 {
+            self.timers.at(now + service, Timer::Service(tag));
+        }
+        let rec = records::deliver(session.0, id, attempt, failures);
+        if let Err(e) = self.store.append(records::DELIVER, &[&rec], false) {
+            tracing::debug!("delivery not journaled: {e}");
+        }
+    }
+
+    /// Takes the flight under `tag` from worker `t`, which must hold it.
+    fn take_flight(&mut self, t: Token, tag: Tag, what: &str) -> Result<Flight, Fatal> {
+        let conn = self.conn(t).map(|c| c.id);
+        let Some(f) = self
+            .flights
+            .get(tag)
+            .filter(|f| Some(f.worker.conn) == conn)
+        else {
+            return Err(protocol(format!(
+                "{what} for tag {:#x}, which was not delivered to this worker",
+                tag.0
+            )));
+        };
+        let _ = f;
+        let f = self
+            .flights
+            .remove(tag)
+            .ok_or_else(|| protocol("flight vanished"))?;
+        if let Some(Conn {
+            role: Role::Worker(w),
+            ..
+        }) = self.conn_mut(t)
+        {
+            w.inflight = w.inflight.saturating_sub(1);
+            w.results += 1;
+            if f.fate == Fate::Overdue {
+                w.overdue = w.overdue.saturating_sub(1);
+            }
+        }
+        Ok(f)
+    }
+
+    pub(super) fn on_result(
+        &mut self,
+        t: Token,
+        tag: Tag,
+        status: i32,
+        rcode: i32,
+        body: &[u8],
+        now: Micros,
+    ) -> Result<(), Fatal> {
+        let f = self.take_flight(t, tag, "RESULT")?;
+        let status = match Status::from_code(status) {
+            Status::Ok if status == 0 => Status::Ok,
+            Status::Ok => Status::System,
+            s => s,
+        };
+        if status != Status::Ok {
+            if let Some(Conn {
+                role: Role::Worker(w),
+                ..
+            }) = self.conn_mut(t)
+            {
+                w.failures += 1;
+            }
+        }
+        let p = self.router.proxy(f.proxy);
+        if f.fate != Fate::Live {
+            // Answered already (timeout), cancelled, or retried elsewhere: dropped.
+            p.stats.late += 1;
+            self.dispatch(f.proxy, now);
+            return Ok(());
+        }
+        p.stats.latency.record(now.saturating_sub(f.accepted_us));
+        if status == Status::Retry {
+            let name = self.worker_name(t);
+            let why = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+            let cause = if why.is_empty() {
+                format!("worker {name} asked to retry later")
+            } else {
+                format!("worker {name} asked to retry later: {why}")
+            };
+            self.delivery_failed(f.session, f.request, &cause, now);
+        } else if let Some(req) = self.reqs.remove(&(f.session, f.request)) {
+            match status {
+                Status::Ok => p.stats.replies += 1,
+                Status::AppFail => p.stats.app_fail += 1,
+                _ => p.stats.system += 1,
+            }
+            self.answer(
+                f.session, f.request, req.mode, req.pos, status, rcode, body, now,
+            );
+        }
+        self.dispatch(f.proxy, now);
+        Ok(())
+    }
+
+    /// A worker hands a delivered request on to `proxy` with a new body: journaled as a new
+    /// ACCEPT of the same request, so a crash loses nothing and the final answer goes to the
+    /// original caller.
+    pub(super) fn on_forward(
+        &mut self,
+        t: Token,
+        tag: Tag,
+        proxy: i32,
+        body: &[u8],
+        now: Micros,
+    ) -> Result<(), Fatal> {
+        let f = self.take_flight(t, tag, "FORWARD")?;
+        let key = (f.session, f.request);
+        let live = f.fate == Fate::Live;
+        let Some(req) = self.reqs.get(&key).copied().filter(|_| live) else {
+            self.router.proxy(f.proxy).stats.late += 1;
+            self.dispatch(f.proxy, now);
+            return Ok(());
+        };
+        let refuse = if req.hops as u32 >= wire::MAX_HOPS {
+            Some((
+                Status::System,
+                format!(
+                    "forwarded more than {} times (a forwarding loop?); last to proxy {proxy}",
+                    wire::MAX_HOPS
+                ),
+            ))
+        } else if proxy < 0 || !self.router.is_known(proxy) {
+            Some((
+                Status::NoRoute,
+                format!("forwarded to proxy {proxy}, which no worker serves"),
+            ))
+        } else {
+            None
+        };
+        let appended = match refuse {
+            Some(r) => Err(r),
+            None => {
+                let head = records::accept_head(&AcceptHead {
+                    session: f.session.0,
+                    request: f.request,
+                    proxy,
+                    flags: req.mode.flag(),
+                    accepted_us: f.accepted_us,
+                    deadline_us: req.deadline_us,
+                    hops: req.hops as u32 + 1,
+                });
+                self.store
+                    .append(records::ACCEPT, &[&head, body], true)
+                    .map_err(|e| {
+                        (
+                            Status::System,
+                            format!("cannot forward: {}", store::describe(&e)),
+                        )
+                    })
+            }
+        };
+        match appended {
+            Err((status, msg)) => {
+                self.reqs.remove(&key);
+                self.router.proxy(f.proxy).stats.system += 1;
+                self.answer(
+                    f.session,
+                    f.request,
+                    req.mode,
+                    req.pos,
+                    status,
+                    0,
+                    msg.as_bytes(),
+                    now,
+                );
+            }
+            Ok(pos) => {
+                self.store.pin(pos);
+                self.store.unpin(req.pos);
+                if let Some(r) = self.reqs.get_mut(&key) {
+                    r.pos = pos;
+                    r.proxy = proxy;
+                    r.attempt = 0;
+                    r.failures = 0;
+                    r.hops += 1;
+                    r.state = ReqState::Queued;
+                }
+                self.router.proxy(f.proxy).stats.forwarded += 1;
+                let p = self.router.proxy(proxy);
+                p.stats.requests += 1;
+                p.queue.push_back(f.session, f.request);
+                p.queued += 1;
+                self.dispatch(proxy, now);
+            }
+        }
+        self.dispatch(f.proxy, now);
+        Ok(())
+    }
+
+    /// A delivery failed for a system reason: the request goes to the redo queue with
+    /// backoff, or, with its attempts used up, the caller gets DCO_E_SYSTEM.
+    pub(super) fn delivery_failed(
+        &mut self,
+        session: SessionId,
+        request: u64,
+        cause: &str,
+        now: Micros,
+    ) {
+        let key = (session, request);
+        let Some(req) = self.reqs.get_mut(&key) else {
+            return;
+        };
+        req.failures = req.failures.saturating_add(1);
+        let (failures, proxy) = (req.failures as u32, req.proxy);
+        let policy = self.cfg.policies.of(proxy).clone();
+        if failures >= policy.attempts {
+            let Some(req) = self.reqs.remove(&key) else {
+                return;
+            };
+            self.router.proxy(proxy).stats.system += 1;
+            let msg = format!(
+                "gave up after {} attempt{}; last: {cause}",
+                req.attempt,
+                if req.attempt == 1 { "" } else { "s" }
+            );
+            tracing::warn!("request {request} of proxy {proxy}: {msg}");
+            self.answer(
+                session,
+                request,
+                req.mode,
+                req.pos,
+                Status::System,
+                0,
+                msg.as_bytes(),
+                now,
+            );
+            return;
+        }
+        req.state = ReqState::Redo;
+        let p = self.router.proxy(proxy);
+        p.redo += 1;
+        p.stats.retried += 1;
+        p.stats.redelivered += 1;
+        let at = now + micros(policy.backoff_after(failures));
+        tracing::debug!("request {request} of proxy {proxy} retried: {cause}");
+        self.timers.at(at, Timer::Redo(session, request));
+    }
+
+    /// A request in the redo queue is due: back to the head of its lane.
+    pub(super) fn redo_due(&mut self, session: SessionId, request: u64, now: Micros) {
+        let Some(req) = self.reqs.get_mut(&(session, request)) else {
+            return;
+        };
+        if req.state != ReqState::Redo {
+            return;
+        }
+        req.state = ReqState::Queued;
+        let proxy = req.proxy;
+        let p = self.router.proxy(proxy);
+        p.redo = p.redo.saturating_sub(1);
+        p.queue.push_front(session, request);
+        p.queued += 1;
+        if self.sessions.get(&session).is_some_and(|s| s.parked) {
+            p.queue.park(session);
+        }
+        self.dispatch(proxy, now);
+    }
+
+    /// A request's deadline: waiting, it expires; held by a worker, the caller gets its
+    /// timeout and the late answer will be dropped.
+    pub(super) fn deadline_due(&mut self, session: SessionId, request: u64, now: Micros) {
+        let Some(req) = self.reqs.get(&(session, request)).copied() else {
+            return;
+        };
+        if req.deadline_us == 0 || now < req.deadline_us {
+            return;
+        }
+        match req.state {
+            ReqState::Queued | ReqState::Redo => self.expire(session, request, now),
+            ReqState::Delivered => {
+                self.reqs.remove(&(session, request));
+                let name = self.abandon_delivery(session, request, Fate::Late);
+                self.router.proxy(req.proxy).stats.timeout += 1;
+                let msg = format!(
+                    "no answer within the deadline: worker {} still held it; a late answer \
+                     will be dropped",
+                    name.unwrap_or_else(|| "?".into())
+                );
+                self.answer(
+                    session,
+                    request,
+                    req.mode,
+                    req.pos,
+                    Status::Timeout,
+                    0,
+                    msg.as_bytes(),
+                    now,
+                );
+            }
+        }
+    }
+
+    /// A waiting request whose deadline passed: never delivered; the caller gets its timeout.
+    pub(super) fn expire(&mut self, session: SessionId, request: u64, now: Micros) {
+        let Some(req) = self.reqs.remove(&(session, request)) else {
+            return;
+        };
+        let p = self.router.proxy(req.proxy);
+        match req.state {
+            ReqState::Queued => p.queued = p.queued.saturating_sub(1),
+            ReqState::Redo => p.redo = p.redo.saturating_sub(1),
+            ReqState::Delivered => {}
+        }
+        p.stats.expired += 1;
+        let msg = if req.attempt == 0 {
+            format!(
+                "expired in the queue of proxy {}: its deadline passed before any worker took \
+                 it (never delivered)",
+                req.proxy
+            )
+        } else {
+            format!(
+                "expired in the redo queue of proxy {} after {} failed attempt{}",
+                req.proxy,
+                req.attempt,
+                if req.attempt == 1 { "" } else { "s" }
+            )
+        };
+        self.answer(
+            session,
+            request,
+            req.mode,
+            req.pos,
+            Status::Timeout,
+            0,
+            msg.as_bytes(),
+            now,
+        );
+    }
+
+    /// Marks the live delivery of (`session`, `request`) with `fate` and tells its worker
+    /// (version 2) that it is cancelled. Returns the worker's name.
+    pub(super) fn abandon_delivery(
+        &mut self,
+        session: SessionId,
+        request: u64,
+        fate: Fate,
+    ) -> Option<String> {
+        let tag = self.flights.find(session, request)?;
+        let f = self.flights.get_mut(tag)?;
+        f.fate = fate;
+        let w = f.worker;
+        let c = self
+            .conns
+            .get_mut(w.token)
+            .and_then(|x| x.as_mut())
+            .filter(|c| c.id == w.conn)?;
+        let name = if c.name.is_empty() {
+            c.addr.clone()
+        } else {
+            c.name.clone()
+        };
+        if c.version >= 2 && !c.closing {
+            wire::encode_cancel(&mut c.out, tag.0);
+            if !c.dirty {
+                c.dirty = true;
+                self.dirty.push(w.token);
+            }
+        }
+        Some(name)
+    }
+
+    /// A delivery's service-time limit passed with no answer: the worker is overdue. The
+    /// request goes to the redo queue, the worker gets no new work and is dropped if it has
+    /// not answered within the grace period.
+    pub(super) fn service_due(&mut self, tag: Tag, now: Micros) {
+        let Some(f) = self.flights.get_mut(tag) else {
+            return;
+        };
+        if f.fate != Fate::Live {
+            return;
+        }
+        f.fate = Fate::Overdue;
+        let (session, request, proxy, w) = (f.session, f.request, f.proxy, f.worker);
+        let limit = self.cfg.policies.of(proxy).service_limit;
+        let name = self.worker_name(w.token);
+        if let Some(c) = self
+            .conns
+            .get_mut(w.token)
+            .and_then(|x| x.as_mut())
+            .filter(|c| c.id == w.conn)
+        {
+            if let Role::Worker(wk) = &mut c.role {
+                wk.overdue += 1;
+            }
+            if c.version >= 2 && !c.closing {
+                wire::encode_cancel(&mut c.out, tag.0);
+                if !c.dirty {
+                    c.dirty = true;
+                    self.dirty.push(w.token);
+                }
+            }
+        }
+        tracing::warn!(
+            "worker {name} held request {request} of proxy {proxy} past the service-time limit \
+             of {} ms: no new work for it",
+            limit.as_millis()
+        );
+        self.timers.at(
+            now + micros(self.cfg.overdue_grace),
+            Timer::Overdue(w.token, w.conn),
+        );
+        let cause = format!(
+            "worker {name} held it past the service-time limit of {} ms",
+            limit.as_millis()
+        );
+        self.delivery_failed(session, request, &cause, now);
+    }
+
+    /// The grace period of an overdue worker ended: dropped if still overdue.
+    pub(super) fn overdue_due(&mut self, t: Token, id: ConnId, now: Micros) {
+        let still = self
+            .conn(t)
+            .is_some_and(|c| c.id == id && matches!(&c.role, Role::Worker(w) if w.overdue > 0));
+        if still {
+            self.close(
+                t,
+                "held a request past the service-time limit and did not answer within the \
+                 grace period",
+                now,
+            );
+        }
+    }
+
+    /// A worker's connection ended: what it held fails for a system reason (and is retried).
+    pub(super) fn worker_gone(&mut self, me: WorkerRef, name: &str, proxies: &[i32], now: Micros) {
+        self.router.remove_worker(me, proxies);
+        let mut flights = self.flights.take_delivered_to(me);
+        flights.sort_by_key(|f| f.accept_pos);
+        for f in flights {
+            if f.fate == Fate::Live {
+                let cause = format!("worker {name} left while it held the request");
+                self.delivery_failed(f.session, f.request, &cause, now);
+            }
+        }
+        for proxy in proxies {
+            self.dispatch(*proxy, now);
+        }
+    }
+
+    fn worker_name(&self, t: Token) -> String {
+        self.conn(t)
+            .map(|c| {
+                if c.name.is_empty() {
+                    c.addr.clone()
+                } else {
+                    c.name.clone()
+                }
+            })
+            .unwrap_or_else(|| "?".into())
+    }
+}

@@ -1,0 +1,518 @@
+//! The hub's core: a state machine with no sockets and no clock of its own.
+//!
+//! Events come in as method calls, each with the time (`now`, microseconds, passed in):
+//! a connection opened ([`Core::open`]), bytes arrived ([`Core::received`]), a frame arrived
+//! ([`Core::on_frame`]), a connection closed ([`Core::closed`]), the store became durable
+//! further ([`Core::durable`]), an output drained ([`Core::drained`]), time passed
+//! ([`Core::advance`]). Actions go out through the core's state, for the I/O shell to carry
+//! out: frames to send sit in each connection's outbox (listed by [`Core::take_dirty`]),
+//! connections to close now are listed by [`Core::take_closes`], records go to the
+//! [`Store`], and [`Core::next_due`] says when the core next wants to be woken.
+//!
+//! Rooms: `conn` (what the core knows of a connection), `sessions` (callers across
+//! connections and restarts), `router` (workers per proxy, known proxy ids), `queue` (a
+//! proxy's fair queue), `flights` (delivered requests), `timers` (the deadline heap),
+//! `policy` (per-proxy mode, retries, service-time limit), `records` (what is journaled),
+//! `recovery` (rebuilding from the journal), `callers` (caller frames, acknowledgements,
+//! answers), `dispatch` (delivery, results, retries, forwards, expiry), `snapshot`
+//! (statistics).
+
+mod callers;
+mod conn;
+mod dispatch;
+mod flights;
+pub mod policy;
+mod queue;
+pub(crate) mod records;
+mod recovery;
+mod router;
+mod sessions;
+mod snapshot;
+#[cfg(test)]
+mod tests;
+mod timers;
+
+use std::time::Duration;
+
+use ahash::AHashMap as HashMap;
+
+pub use conn::{CallerConn, Conn, Role, Token, WorkerConn};
+pub use policy::{Mode, Policies, ProxyPolicy};
+pub use recovery::Recovered;
+pub use router::Router;
+
+use self::flights::Flights;
+use self::sessions::SessionState;
+use self::timers::{Timer, Timers};
+use super::store::Store;
+use crate::journal::Pos;
+use crate::status::Status;
+use crate::wire::{self, Frame};
+
+/// Time in the core: microseconds, on a clock that does not go back within a run and reads
+/// as microseconds since the epoch (so deadlines can be journaled as absolute times).
+pub type Micros = u64;
+
+/// A connection's id, unique for the hub's life (tokens are reused, ids are not).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// A caller session's id (chosen by the caller's library, kept across reconnects).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u64);
+
+/// A delivery's handle, echoed by the worker in RESULT and FORWARD.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Tag(pub u64);
+
+/// A frame that ends the connection: the outcome to put in REFUSE, and why.
+pub type Fatal = (Status, String);
+
+/// Stop reading a caller whose unwritten output is over this; its lanes are parked too.
+pub const OUT_PAUSE: usize = 8 * 1024 * 1024;
+
+/// A connection that has not said HELLO within this time is dropped.
+const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Owed acknowledgements that nothing else carries go out this long after they are owed.
+const ACK_DELAY: Micros = 100_000;
+
+/// Settings of the core.
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    /// Largest frame payload accepted.
+    pub max_frame: u32,
+    /// Most requests one caller may have accepted and unanswered.
+    pub quota: u32,
+    /// Idle time after which the hub pings a connection.
+    pub keepalive: Duration,
+    /// Shared secret every peer must present (empty: none).
+    pub secret: Vec<u8>,
+    /// How long a session that left keeps its unread answers.
+    pub reply_ttl: Duration,
+    /// Per-proxy policies.
+    pub policies: Policies,
+    /// How long a worker that holds a delivery past its service-time limit is kept (without
+    /// new work) before it is dropped.
+    pub overdue_grace: Duration,
+    /// This hub's id (kept across restarts when it has a journal).
+    pub hub_id: u64,
+}
+
+/// A request accepted and not yet answered.
+#[derive(Copy, Clone, Debug)]
+struct Req {
+    /// Its ACCEPT record (pinned while the request lives).
+    pos: Pos,
+    /// Absolute deadline (0: none); only sync requests have one.
+    deadline_us: Micros,
+    /// The proxy it is for now (a forward changes it).
+    proxy: i32,
+    /// Deliveries made.
+    attempt: u16,
+    /// Deliveries that failed for a system reason.
+    failures: u16,
+    /// Forwards so far.
+    hops: u8,
+    mode: Mode,
+    state: ReqState,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum ReqState {
+    /// In its proxy's queue.
+    Queued,
+    /// Waiting in the redo queue for its next attempt.
+    Redo,
+    /// Held by a worker (its flight says which).
+    Delivered,
+}
+
+/// Hub-wide counters.
+#[derive(Default)]
+struct Counters {
+    busy: u64,
+    protocol_errors: u64,
+}
+
+/// See the module documentation.
+pub struct Core {
+    cfg: CoreConfig,
+    conns: Vec<Option<Conn>>,
+    next_conn_id: u64,
+    store: Box<dyn Store>,
+    sessions: HashMap<SessionId, SessionState>,
+    reqs: HashMap<(SessionId, u64), Req>,
+    flights: Flights,
+    router: Router,
+    timers: Timers,
+    /// Callers with acknowledgements pending.
+    ack_waiters: Vec<Token>,
+    /// An AckFlush timer is set.
+    ack_flush_set: bool,
+    /// Connections with output to write (each with its `dirty` flag set).
+    dirty: Vec<Token>,
+    /// Connections the core closed: the shell drops their sockets.
+    closes: Vec<(Token, ConnId, String)>,
+    counters: Counters,
+    /// Keys the session tags shown in statistics.
+    stats_key: ahash::RandomState,
+    started_us: Micros,
+}
+
+impl Core {
+    /// A core over `store`, holding what `recovered` found in it.
+    pub fn new(
+        cfg: CoreConfig,
+        store: Box<dyn Store>,
+        router: Router,
+        recovered: Recovered,
+        now: Micros,
+    ) -> Core {
+        let mut core = Core {
+            cfg,
+            conns: Vec::new(),
+            next_conn_id: 1,
+            store,
+            sessions: HashMap::new(),
+            reqs: HashMap::new(),
+            flights: Flights::default(),
+            router,
+            timers: Timers::default(),
+            ack_waiters: Vec::new(),
+            ack_flush_set: false,
+            dirty: Vec::new(),
+            closes: Vec::new(),
+            counters: Counters::default(),
+            stats_key: ahash::RandomState::new(),
+            started_us: now,
+        };
+        core.restore(recovered, now);
+        core
+    }
+
+    // --- events ------------------------------------------------------------------------------
+
+    /// A connection was accepted under token `t`.
+    pub fn open(&mut self, t: Token, addr: String, now: Micros) -> ConnId {
+        let id = ConnId(self.next_conn_id);
+        self.next_conn_id += 1;
+        if self.conns.len() <= t {
+            self.conns.resize_with(t + 1, || None);
+        }
+        self.conns[t] = Some(Conn::new(id, addr, now));
+        self.timers
+            .at(now + micros(GREETING_TIMEOUT), Timer::Greeting(t, id));
+        self.timers
+            .at(now + micros(self.cfg.keepalive), Timer::Keepalive(t, id));
+        id
+    }
+
+    /// Bytes arrived on `t`.
+    pub fn received(&mut self, t: Token, now: Micros) {
+        if let Some(c) = self.conn_mut(t) {
+            c.last_rx = now;
+        }
+    }
+
+    /// Handles one frame from `t`. An error ends the connection: the shell stops decoding and
+    /// calls [`Core::refuse`].
+    pub fn on_frame(&mut self, t: Token, frame: Frame<'_>, now: Micros) -> Result<(), Fatal> {
+        let Some(conn) = self.conn_mut(t) else {
+            return Ok(());
+        };
+        if conn.closing {
+            return Ok(());
+        }
+        match (&mut conn.role, frame) {
+            (Role::Greeting, Frame::Hello(h)) => self.on_hello(t, h, now),
+            (Role::Greeting, f) => Err(protocol(format!(
+                "the first frame must be HELLO, got {}",
+                frame_name(&f)
+            ))),
+            (role, Frame::Ping { nonce }) => {
+                // A caller's PING asks for its ACK as soon as what it sent is durable (this
+                // is how the library's flush waits for the hub).
+                if let Role::Caller(c) = role {
+                    c.ack_wanted = true;
+                }
+                wire::encode_pong(&mut conn.out, nonce);
+                conn.last_tx = now;
+                self.mark_dirty(t);
+                self.note_ack_waiter(t);
+                Ok(())
+            }
+            (_, Frame::Pong { .. }) => Ok(()),
+            (
+                Role::Caller(_),
+                Frame::Request {
+                    id,
+                    proxy,
+                    flags,
+                    timeout_ms,
+                    body,
+                },
+            ) => self.on_request(t, id, proxy, flags, timeout_ms, body, now),
+            (Role::Caller(c), Frame::Cancel { id }) => {
+                let session = c.session;
+                self.on_cancel(session, id, now);
+                Ok(())
+            }
+            (Role::Caller(c), Frame::Done { ids }) => {
+                let session = c.session;
+                for id in ids.chunks_exact(8) {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(id);
+                    self.finish_reply(session, u64::from_be_bytes(b));
+                }
+                Ok(())
+            }
+            (
+                Role::Worker(_),
+                Frame::Result {
+                    tag,
+                    status,
+                    rcode,
+                    body,
+                },
+            ) => self.on_result(t, Tag(tag), status, rcode, body, now),
+            (
+                Role::Worker(_),
+                Frame::Forward {
+                    tag, proxy, body, ..
+                },
+            ) => self.on_forward(t, Tag(tag), proxy, body, now),
+            (Role::Monitor, Frame::StatsRequest) => {
+                let json = serde_json::to_vec(&self.snapshot(now))
+                    .map_err(|e| (Status::System, e.to_string()))?;
+                if let Some(c) = self.conn_mut(t) {
+                    wire::encode_stats(&mut c.out, &json);
+                    self.mark_dirty(t);
+                }
+                Ok(())
+            }
+            (_, f) => Err(protocol(format!(
+                "{} is not a frame this peer may send",
+                frame_name(&f)
+            ))),
+        }
+    }
+
+    /// Queues a REFUSE for `t` and closes it once written.
+    pub fn refuse(&mut self, t: Token, status: Status, msg: &str) {
+        let Some(c) = self.conn_mut(t) else {
+            return;
+        };
+        if c.closing {
+            return;
+        }
+        tracing::warn!("closing {}: {msg}", c.describe());
+        wire::encode_refuse(&mut c.out, status.code(), msg);
+        c.closing = true;
+        if status == Status::Protocol {
+            self.counters.protocol_errors += 1;
+        }
+        self.mark_dirty(t);
+    }
+
+    /// The connection under `t` is gone (the shell saw it close, or closed it).
+    pub fn closed(&mut self, t: Token, why: &str, now: Micros) {
+        let Some(conn) = self.conns.get_mut(t).and_then(|c| c.take()) else {
+            return;
+        };
+        tracing::debug!("{} closed: {why}", conn.describe());
+        self.settle_closed(t, conn, now);
+    }
+
+    /// The store is durable further: acknowledgements may go out.
+    pub fn durable(&mut self, now: Micros) {
+        self.release_acks(now);
+    }
+
+    /// `t`'s outbox drained below half the pause limit: its session is served again.
+    pub fn drained(&mut self, t: Token, now: Micros) {
+        let Some(Conn {
+            role: Role::Caller(c),
+            ..
+        }) = self.conn(t)
+        else {
+            return;
+        };
+        let session = c.session;
+        self.unpark(session, now);
+    }
+
+    /// Time passed: handles every timer due by `now`.
+    pub fn advance(&mut self, now: Micros) {
+        while let Some(t) = self.timers.pop_due(now) {
+            match t {
+                Timer::Keepalive(t, id) => self.keepalive_due(t, id, now),
+                Timer::Greeting(t, id) => {
+                    if self
+                        .conn(t)
+                        .is_some_and(|c| c.id == id && matches!(c.role, Role::Greeting))
+                    {
+                        let msg = format!("no HELLO within {} s", GREETING_TIMEOUT.as_secs());
+                        self.refuse(t, Status::Protocol, &msg);
+                    }
+                }
+                Timer::SessionTtl(s) => self.session_ttl_due(s, now),
+                Timer::Deadline(s, r) => self.deadline_due(s, r, now),
+                Timer::Redo(s, r) => self.redo_due(s, r, now),
+                Timer::Service(tag) => self.service_due(tag, now),
+                Timer::Overdue(t, id) => self.overdue_due(t, id, now),
+                Timer::AckFlush => {
+                    self.ack_flush_set = false;
+                    self.flush_acks(now);
+                }
+            }
+        }
+    }
+
+    /// When the core next wants [`Core::advance`] to be called.
+    pub fn next_due(&self) -> Option<Micros> {
+        self.timers.next()
+    }
+
+    /// The hub is quitting: every connection gets QUIT and is closed once written.
+    pub fn quit(&mut self) {
+        for t in 0..self.conns.len() {
+            if let Some(c) = self.conns[t].as_mut() {
+                if !c.closing {
+                    wire::encode_quit(&mut c.out, "the hub is shutting down");
+                    c.closing = true;
+                }
+                self.mark_dirty(t);
+            }
+        }
+    }
+
+    // --- actions -----------------------------------------------------------------------------
+
+    /// Connections with output to write since the last call.
+    pub fn take_dirty(&mut self) -> Vec<Token> {
+        let d = std::mem::take(&mut self.dirty);
+        for t in &d {
+            if let Some(c) = self.conns.get_mut(*t).and_then(|c| c.as_mut()) {
+                c.dirty = false;
+            }
+        }
+        d
+    }
+
+    /// Connections the core closed since the last call: their sockets are to be dropped
+    /// (the core has settled them already).
+    pub fn take_closes(&mut self) -> Vec<(Token, ConnId, String)> {
+        std::mem::take(&mut self.closes)
+    }
+
+    /// The connection under `t`.
+    pub fn conn(&self, t: Token) -> Option<&Conn> {
+        self.conns.get(t).and_then(|c| c.as_ref())
+    }
+
+    /// The connection under `t`, to write its outbox.
+    pub fn conn_mut(&mut self, t: Token) -> Option<&mut Conn> {
+        self.conns.get_mut(t).and_then(|c| c.as_mut())
+    }
+
+    /// Tokens of every connection.
+    pub fn tokens(&self) -> Vec<Token> {
+        (0..self.conns.len())
+            .filter(|t| self.conns[*t].is_some())
+            .collect()
+    }
+
+    /// The store, for the shell's commits.
+    pub fn store_mut(&mut self) -> &mut dyn Store {
+        self.store.as_mut()
+    }
+
+    // --- shared helpers ----------------------------------------------------------------------
+
+    /// Notes that `t` has output to write.
+    fn mark_dirty(&mut self, t: Token) {
+        if let Some(c) = self.conns.get_mut(t).and_then(|c| c.as_mut()) {
+            if !c.dirty {
+                c.dirty = true;
+                self.dirty.push(t);
+            }
+        }
+    }
+
+    /// Closes `t` now (the core's decision): settles it and tells the shell.
+    fn close(&mut self, t: Token, why: &str, now: Micros) {
+        let Some(conn) = self.conns.get_mut(t).and_then(|c| c.take()) else {
+            return;
+        };
+        tracing::info!("closing {}: {why}", conn.describe());
+        self.closes.push((t, conn.id, why.to_string()));
+        self.settle_closed(t, conn, now);
+    }
+
+    fn keepalive_due(&mut self, t: Token, id: ConnId, now: Micros) {
+        let ka = micros(self.cfg.keepalive);
+        let Some(c) = self.conns.get_mut(t).and_then(|c| c.as_mut()) else {
+            return;
+        };
+        if c.id != id || c.closing {
+            return;
+        }
+        // A worker busy with requests may be silent while its handlers run (the service-time
+        // limit watches those); an idle one that does not answer the hub's pings is gone.
+        if let Role::Worker(w) = &c.role {
+            if w.inflight == 0 && now.saturating_sub(c.last_rx) > 3 * ka {
+                self.close(t, "keep-alive expired", now);
+                return;
+            }
+        }
+        if !matches!(c.role, Role::Greeting) && now.saturating_sub(c.last_tx) >= ka {
+            let nonce = now.saturating_sub(self.started_us) / 1000;
+            wire::encode_ping(&mut c.out, nonce);
+            c.last_tx = now;
+            self.mark_dirty(t);
+        }
+        let next = self
+            .conn(t)
+            .map(|c| (c.last_tx + ka).max(now + ka / 4))
+            .unwrap_or(now + ka);
+        self.timers.at(next, Timer::Keepalive(t, id));
+    }
+
+    /// A short tag for a session id in statistics, keyed by a secret of this hub run so it
+    /// tells nothing about the id.
+    fn session_tag(&self, id: SessionId) -> u32 {
+        (self.stats_key.hash_one(id.0) >> 32) as u32
+    }
+}
+
+/// A duration in the core's unit.
+fn micros(d: Duration) -> Micros {
+    d.as_micros().min(u64::MAX as u128) as u64
+}
+
+fn protocol(msg: impl Into<String>) -> Fatal {
+    (Status::Protocol, msg.into())
+}
+
+fn frame_name(f: &Frame<'_>) -> &'static str {
+    match f {
+        Frame::Hello(_) => "HELLO",
+        Frame::Welcome(_) => "WELCOME",
+        Frame::Refuse { .. } => "REFUSE",
+        Frame::Quit { .. } => "QUIT",
+        Frame::Request { .. } => "REQUEST",
+        Frame::Ack { .. } => "ACK",
+        Frame::Reply { .. } => "REPLY",
+        Frame::Cancel { .. } => "CANCEL",
+        Frame::Done { .. } => "DONE",
+        Frame::Queued { .. } => "QUEUED",
+        Frame::Deliver { .. } => "DELIVER",
+        Frame::Result { .. } => "RESULT",
+        Frame::Forward { .. } => "FORWARD",
+        Frame::Ping { .. } => "PING",
+        Frame::Pong { .. } => "PONG",
+        Frame::StatsRequest => "STATS_REQUEST",
+        Frame::Stats { .. } => "STATS",
+    }
+}

@@ -1,0 +1,108 @@
+//! The statistics document (`dco stats`).
+
+use super::conn::Role;
+use super::{Core, Micros};
+use crate::hub::stats::{
+    CallerSnapshot, HubSnapshot, Outcomes, ProxySnapshot, Snapshot, WorkerSnapshot,
+};
+
+impl Core {
+    /// The statistics document.
+    pub fn snapshot(&self, now: Micros) -> Snapshot {
+        let mut callers = Vec::new();
+        let mut workers = Vec::new();
+        for c in self.conns.iter().flatten() {
+            if let Role::Worker(w) = &c.role {
+                workers.push(WorkerSnapshot {
+                    name: c.name.clone(),
+                    addr: c.addr.clone(),
+                    proxies: w.proxies.clone(),
+                    capacity: w.capacity,
+                    inflight: w.inflight,
+                    overdue: w.overdue,
+                    delivered: w.delivered,
+                    results: w.results,
+                    failures: w.failures,
+                });
+            }
+        }
+        for (id, ss) in &self.sessions {
+            let addr = ss
+                .conn
+                .and_then(|(t, _)| self.conn(t))
+                .map(|c| c.addr.clone())
+                .unwrap_or_else(|| "-".into());
+            callers.push(CallerSnapshot {
+                name: ss.name.clone(),
+                // Not the id itself: whoever knows a session id can resume it.
+                session: format!("{:08x}", self.session_tag(*id)),
+                addr,
+                connected: ss.conn.is_some(),
+                requests: ss.requests,
+                replies: ss.ok,
+                errors: ss.errors,
+                inflight: ss.inflight,
+                unread: ss.replies.len(),
+            });
+        }
+        callers.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut proxies: Vec<ProxySnapshot> = self
+            .router
+            .proxies
+            .iter()
+            .map(|(id, p)| {
+                let s = &p.stats;
+                ProxySnapshot {
+                    id: *id,
+                    policy: self.cfg.policies.of(*id).to_string(),
+                    workers: p.workers.len(),
+                    queued: p.queued,
+                    redo: p.redo,
+                    requests: s.requests,
+                    replies: s.replies,
+                    errors: s.app_fail + s.system + s.timeout + s.expired,
+                    no_route: s.no_route,
+                    redelivered: s.redelivered,
+                    outcomes: Outcomes {
+                        ok: s.replies,
+                        app_fail: s.app_fail,
+                        system: s.system,
+                        timeout: s.timeout,
+                        expired: s.expired,
+                        cancelled: s.cancelled,
+                        retried: s.retried,
+                        queued: s.queued,
+                        late: s.late,
+                        forwarded: s.forwarded,
+                    },
+                    p50_us: s.latency.quantile(0.5),
+                    p99_us: s.latency.quantile(0.99),
+                    mean_us: s.latency.mean(),
+                }
+            })
+            .collect();
+        proxies.sort_by_key(|p| p.id);
+        Snapshot {
+            hub: HubSnapshot {
+                id: format!("{:016x}", self.cfg.hub_id),
+                uptime_s: now.saturating_sub(self.started_us) / 1_000_000,
+                connections: self.conns.iter().flatten().count(),
+                inflight: self.flights.len(),
+                queued: self
+                    .router
+                    .proxies
+                    .values()
+                    .map(|p| p.queued + p.redo)
+                    .sum(),
+                busy: self.counters.busy,
+                protocol_errors: self.counters.protocol_errors,
+                journal_segments: self.store.segments(),
+                journal_full: self.store.is_full(),
+                timers: self.timers.len(),
+            },
+            callers,
+            workers,
+            proxies,
+        }
+    }
+}
