@@ -293,6 +293,14 @@ impl Session {
         self.send_flags(proxy, buffered, flags, 0)
     }
 
+    /// Sends the body to `proxy` now as a sync request with a deadline `timeout` from now,
+    /// without waiting: the hub never delivers it after the deadline (the answer is then
+    /// DCO_E_TIMEOUT, "expired in the queue"). Read the answer with [`Session::read`].
+    pub fn send_sync(&mut self, proxy: i32, timeout: Duration) -> Result<u64> {
+        let ms = timeout.as_millis().clamp(1, u32::MAX as u128) as u32;
+        self.send_flags(proxy, false, wire::REQ_SYNC, ms)
+    }
+
     /// Like [`Session::send`] with the REQUEST's flags and timeout given.
     fn send_flags(
         &mut self,

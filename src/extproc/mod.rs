@@ -29,7 +29,7 @@ use std::time::Duration;
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 
-use crate::client::{Session, SessionConfig};
+use crate::client::{CallFlags, Session, SessionConfig};
 use crate::ffi::{boundary, set_last_error, DCO_BUFFERED, DCO_ONEWAY};
 use crate::status::{Error, Result, Status};
 
@@ -364,6 +364,53 @@ pub extern "C" fn dco_ext_call_sync(
             let cap = out.len();
             let r = s
                 .call_into(proxy_id, timeout(timeout_ms), out)
+                .map(|(_, n, rc)| (n, rc));
+            // SAFETY: extproc passes LENGTH and INDICATOR by reference for OUT parameters.
+            unsafe { reply_out(r, cap, buf_len, buf_ind) }
+        })
+    })
+}
+
+/// `dco.call`: sends the body to `proxy_id` now and waits up to `timeout_ms` for the reply,
+/// copied as dco_ext_call_sync does (the rest of a long reply with dco_ext_read_chunk and
+/// dco_ext_last_request_id); dco_call of the C API. `queue_on_timeout` 1
+/// (DCO_QUEUE_ON_TIMEOUT): when the timeout passes the request goes on, the call raises
+/// ORA-20114 (DCO_E_QUEUED) and the answer is parked for dco_ext_read_request with
+/// dco_ext_last_request_id. 0: the proxy's default mode, as dco_ext_call_sync (sync unless the
+/// hub says otherwise: ORA-20102, DCO_E_TIMEOUT, gives the request up). Any other value raises
+/// ORA-20101 (DCO_E_INVALID). Rides through hub restarts until the timeout. Returns the
+/// reply's total length.
+///
+/// Call spec: `PARAMETERS (CONTEXT, proxy_id INT, timeout_ms INT, queue_on_timeout INT,
+/// buf RAW, buf LENGTH INT, buf MAXLEN INT, buf INDICATOR SHORT, RETURN INT)`.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn dco_ext_call(
+    ctx: *mut OCIExtProcContext,
+    proxy_id: c_int,
+    timeout_ms: c_int,
+    queue_on_timeout: c_int,
+    buf: *mut u8,
+    buf_len: *mut c_int,
+    buf_maxlen: *mut c_int,
+    buf_ind: *mut c_short,
+) -> c_int {
+    boundary(crate::ffi::DCO_E_PANIC, || {
+        with_session(ctx, |s| {
+            let flags = match queue_on_timeout {
+                0 => CallFlags::NONE,
+                1 => CallFlags::QUEUE_ON_TIMEOUT,
+                v => {
+                    return Err(invalid(&format!(
+                        "queue_on_timeout must be 0 or 1, not {v}"
+                    )))
+                }
+            };
+            // SAFETY: extproc passes a buffer of MAXLEN bytes.
+            let out = unsafe { out_raw(buf, buf_maxlen)? };
+            let cap = out.len();
+            let r = s
+                .call_into_with(proxy_id, flags, timeout(timeout_ms), out)
                 .map(|(_, n, rc)| (n, rc));
             // SAFETY: extproc passes LENGTH and INDICATOR by reference for OUT parameters.
             unsafe { reply_out(r, cap, buf_len, buf_ind) }

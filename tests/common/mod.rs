@@ -141,6 +141,15 @@ impl Hub {
         self.proc = proc;
     }
 
+    /// Stops the hub with SIGTERM (it quits gracefully) and starts it again on the same address
+    /// and data directory.
+    pub fn terminate_and_restart(&mut self) {
+        assert!(self.proc.terminate(Duration::from_secs(10)).is_some());
+        let (proc, addr) = spawn_hub(&self.addr, self.dir.path(), &self.extra);
+        assert_eq!(addr, self.addr);
+        self.proc = proc;
+    }
+
     /// `unix:/path` for this hub.
     pub fn unix_addr(&self) -> String {
         format!("unix:{}", self.unix.display())

@@ -73,6 +73,7 @@ impl Core {
                     capacity: h.capacity.clamp(1, MAX_WORKER_CAPACITY),
                     inflight: 0,
                     overdue: 0,
+                    solo: false,
                     delivered: 0,
                     results: 0,
                     failures: 0,
@@ -253,6 +254,7 @@ impl Core {
                 hops: 0,
                 mode,
                 state: ReqState::Queued,
+                suspect: false,
             },
         );
         if deadline_us != 0 {

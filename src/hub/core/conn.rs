@@ -39,6 +39,8 @@ pub struct WorkerConn {
     /// Deliveries it kept past the service-time limit and has not answered: while any, it
     /// gets no new work, and it is dropped after the grace period.
     pub overdue: u32,
+    /// Holds a suspect delivery (see the core's `Req::suspect`): no other work meanwhile.
+    pub solo: bool,
     /// Deliveries made.
     pub delivered: u64,
     /// Results received.

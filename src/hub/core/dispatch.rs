@@ -17,17 +17,35 @@ use crate::wire::{self, DeliverHead};
 const WORKER_OUT_LIMIT: usize = 8 * 1024 * 1024;
 
 impl Core {
-    /// The least busy worker of `proxy` with room, if any.
-    fn free_worker(&self, proxy: i32) -> Option<WorkerRef> {
+    /// The least busy worker of `proxy` with room (with `idle`, holding nothing), if any.
+    /// While suspects wait for an idle worker, the least busy worker takes no other work, so
+    /// that one drains for them.
+    fn free_worker(&self, proxy: i32, idle: bool) -> Option<WorkerRef> {
         let p = self.router.proxies.get(&proxy)?;
+        let reserved = if !idle && !p.solo.is_empty() {
+            p.workers
+                .iter()
+                .filter_map(|w| match self.conn(w.token).map(|c| &c.role) {
+                    Some(Role::Worker(wk)) if !wk.solo && wk.overdue == 0 => {
+                        Some((*w, wk.inflight))
+                    }
+                    _ => None,
+                })
+                .min_by_key(|(_, n)| *n)
+                .map(|(w, _)| w)
+        } else {
+            None
+        };
         let mut best: Option<(WorkerRef, u32)> = None;
-        for w in &p.workers {
+        for w in p.workers.iter().filter(|w| Some(**w) != reserved) {
             let Some(c) = self.conn(w.token).filter(|c| c.id == w.conn) else {
                 continue;
             };
             if let Role::Worker(wk) = &c.role {
                 if !c.closing
                     && wk.overdue == 0
+                    && !wk.solo
+                    && (!idle || wk.inflight == 0)
                     && wk.inflight < wk.capacity
                     && c.pending_out() < WORKER_OUT_LIMIT
                     && best.is_none_or(|(_, n)| wk.inflight < n)
@@ -50,7 +68,20 @@ impl Core {
             {
                 return;
             }
-            let Some(w) = self.free_worker(proxy) else {
+            // Suspects first, each to a worker holding nothing else.
+            if let Some(w) = self.free_worker(proxy, true) {
+                if let Some((session, id)) = self.router.proxy(proxy).solo.pop_front() {
+                    let live = self.reqs.get(&(session, id)).is_some_and(|r| {
+                        r.state == ReqState::Queued && r.proxy == proxy && r.suspect
+                    });
+                    if live {
+                        self.router.proxy(proxy).queued -= 1;
+                        self.deliver(w, session, id, now);
+                    }
+                    continue;
+                }
+            }
+            let Some(w) = self.free_worker(proxy, false) else {
                 return;
             };
             let Some((session, id)) = self
@@ -84,6 +115,10 @@ impl Core {
                 .and_then(|(t, cid)| self.conn(t).filter(|c| c.id == cid))
                 .is_some_and(|c| c.pending_out() > OUT_PAUSE);
             let p = self.router.proxy(proxy);
+            if req.suspect {
+                p.solo.push_back((session, id));
+                continue;
+            }
             if backlogged {
                 p.queue.push_front(session, id);
                 p.queue.park(session);
@@ -116,6 +151,7 @@ impl Core {
         };
         req.attempt = req.attempt.saturating_add(1);
         req.state = ReqState::Delivered;
+        let suspect = req.suspect;
         let (attempt, failures, proxy) = (req.attempt as u32, req.failures as u32, req.proxy);
         let service = micros(self.cfg.policies.of(proxy).service_limit);
         // The time the worker has: to the deadline, within the service-time limit.
@@ -152,6 +188,7 @@ impl Core {
         if let Role::Worker(wk) = &mut c.role {
             wk.inflight += 1;
             wk.delivered += 1;
+            wk.solo |= suspect;
         }
         if !c.dirty {
             c.dirty = true;
@@ -191,6 +228,9 @@ impl Core {
         {
             w.inflight = w.inflight.saturating_sub(1);
             w.results += 1;
+            if w.inflight == 0 {
+                w.solo = false;
+            }
             if f.fate == Fate::Overdue {
                 w.overdue = w.overdue.saturating_sub(1);
             }
@@ -588,8 +628,14 @@ impl Core {
         self.router.remove_worker(me, proxies);
         let mut flights = self.flights.take_delivered_to(me);
         flights.sort_by_key(|f| f.accept_pos);
+        let live = flights.iter().filter(|f| f.fate == Fate::Live).count();
         for f in flights {
             if f.fate == Fate::Live {
+                if live > 1 {
+                    if let Some(r) = self.reqs.get_mut(&(f.session, f.request)) {
+                        r.suspect = true;
+                    }
+                }
                 let cause = format!("worker {name} left while it held the request");
                 self.delivery_failed(f.session, f.request, &cause, now);
             }

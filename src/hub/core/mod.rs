@@ -116,6 +116,9 @@ struct Req {
     hops: u8,
     mode: Mode,
     state: ReqState,
+    /// It was held by a worker that died holding others too: which of them killed it is not
+    /// known, so it is delivered alone (to a worker holding nothing else) until answered.
+    suspect: bool,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

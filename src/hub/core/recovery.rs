@@ -116,6 +116,7 @@ impl Core {
                     hops: hops.min(u8::MAX as u32) as u8,
                     mode,
                     state: ReqState::Queued,
+                    suspect: false,
                 },
             );
             if deadline_us != 0 {

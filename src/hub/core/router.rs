@@ -32,6 +32,8 @@ pub struct Proxy {
     pub queued: usize,
     /// Requests waiting in the redo queue for their next attempt.
     pub redo: usize,
+    /// Suspect requests waiting for a worker that holds nothing else (counted in `queued`).
+    pub solo: std::collections::VecDeque<(super::SessionId, u64)>,
     /// Counters.
     pub stats: ProxyStats,
 }
