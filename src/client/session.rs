@@ -626,7 +626,12 @@ impl Session {
             }
             Some(Pending::Done {
                 status: s, body, ..
-            }) if *s == Status::Cancelled.code() && body.as_slice() == CANCELLED => return Ok(()),
+            }) if *s == Status::Cancelled.code() && body.as_slice() == CANCELLED => {
+                return Err(Error::new(
+                    Status::UnknownId,
+                    format!("request {id} is already cancelled"),
+                ))
+            }
             Some(Pending::Done { .. }) => self.done_ids.push(id),
             Some(Pending::Waiting(_)) => self.cancel_ids.push(id),
         }
