@@ -136,53 +136,6 @@
 #define DCO_QUEUE_ON_TIMEOUT 4
 
 /*
- Stop reading a caller whose unwritten output is over this; its lanes are parked too.
- */
-#define OUT_PAUSE ((8 * 1024) * 1024)
-
-/*
- Request accepted, format of earlier builds (read, never written).
- */
-#define ACCEPT_V1 1
-
-/*
- Fixed bytes of a kind-1 ACCEPT payload before the body.
- */
-#define ACCEPT_V1_FIXED 32
-
-/*
- The oldest protocol version a hub of this build accepts.
- */
-#define MIN_VERSION 1
-
-/*
- Request flag: queue-on-timeout (the caller's wait may end with DCO_E_QUEUED; the request
- goes on and its answer is parked). Same value as the C flag DCO_QUEUE_ON_TIMEOUT.
- */
-#define REQ_QUEUE_ON_TIMEOUT 4
-
-/*
- Request flag: async (sent by `dco_send_request`: accepted at once, answer parked until read,
- no deadline).
- */
-#define REQ_ASYNC 8
-
-/*
- Request flag: sync whatever the proxy's default (the timeout is a deadline the hub keeps).
- */
-#define REQ_SYNC 16
-
-/*
- Longest chain of forwards one request may take.
- */
-#define MAX_HOPS 8
-
-/*
- Flags of [`Session::call_with`].
- */
-typedef struct CallFlags CallFlags;
-
-/*
  Oracle's context for an external procedure call (opaque; declared the same way by Oracle's
  ociextp.h, so both headers can be included together).
  */
@@ -343,6 +296,29 @@ int dco_ext_call_sync(OCIExtProcContext *ctx,
                       int *buf_len,
                       int *buf_maxlen,
                       short *buf_ind);
+
+/*
+ `dco.call`: sends the body to `proxy_id` now and waits up to `timeout_ms` for the reply,
+ copied as dco_ext_call_sync does (the rest of a long reply with dco_ext_read_chunk and
+ dco_ext_last_request_id); dco_call of the C API. `queue_on_timeout` 1
+ (DCO_QUEUE_ON_TIMEOUT): when the timeout passes the request goes on, the call raises
+ ORA-20114 (DCO_E_QUEUED) and the answer is parked for dco_ext_read_request with
+ dco_ext_last_request_id. 0: the proxy's default mode, as dco_ext_call_sync (sync unless the
+ hub says otherwise: ORA-20102, DCO_E_TIMEOUT, gives the request up). Any other value raises
+ ORA-20101 (DCO_E_INVALID). Rides through hub restarts until the timeout. Returns the
+ reply's total length.
+
+ Call spec: `PARAMETERS (CONTEXT, proxy_id INT, timeout_ms INT, queue_on_timeout INT,
+ buf RAW, buf LENGTH INT, buf MAXLEN INT, buf INDICATOR SHORT, RETURN INT)`.
+ */
+int dco_ext_call(OCIExtProcContext *ctx,
+                 int proxy_id,
+                 int timeout_ms,
+                 int queue_on_timeout,
+                 uint8_t *buf,
+                 int *buf_len,
+                 int *buf_maxlen,
+                 short *buf_ind);
 
 /*
  The id of the last request sent in this session, 0 if none.

@@ -12,6 +12,10 @@ CREATE OR REPLACE PACKAGE dco AUTHID DEFINER AS
    *   dco.flush;                                     -- one write; returns once the hub has them
    *   dco.read_request(id, reply, 3000);             -- replies in any order
    *
+   * and call: call_sync with a choice of what a timeout does (queue-on-timeout, below):
+   *
+   *   dco.call(5, reply, 3000, queue_on_timeout => TRUE);
+   *
    * Two bodies implement this one specification; the DBA installs one of them:
    *   dco_extproc.pkb  calls libdco.so through extproc (install_extproc.sql);
    *   dco_utl_tcp.pkb  speaks the hub's protocol over UTL_TCP in pure PL/SQL
@@ -26,13 +30,25 @@ CREATE OR REPLACE PACKAGE dco AUTHID DEFINER AS
    * Every failure is raised as one of the exceptions below, ORA-(20100 - DCO_E_* code): the
    * same numbers as DCO_E_* in include/dco.h. SQLERRM carries the words (for a failed reply,
    * the text the hub or the worker gave).
+   *
+   * Queue-on-timeout: dco.call(..., queue_on_timeout => TRUE) that times out raises queued
+   * instead of timeout, and the request goes on: its answer is parked in the session (and by
+   * the hub) until read with read_request(last_request_id, reply, timeout):
+   *
+   *   BEGIN
+   *     dco.call(5, reply, 3000, queue_on_timeout => TRUE);
+   *   EXCEPTION
+   *     WHEN dco.queued THEN
+   *       id := dco.last_request_id;                  -- read it later:
+   *   END;                                            -- dco.read_request(id, reply, 3000)
    */
 
   -- DCO_E_INVALID (-1): an argument was invalid (negative proxy id, bad hub list, ...).
   invalid EXCEPTION;
   PRAGMA EXCEPTION_INIT(invalid, -20101);
   -- DCO_E_TIMEOUT (-2): the timeout passed before the reply arrived. The request stays
-  -- outstanding after read_request (read it again later); call_sync gives it up.
+  -- outstanding after read_request (read it again later); call_sync gives it up, and so
+  -- does call without queue_on_timeout (with it, call raises queued instead).
   timeout EXCEPTION;
   PRAGMA EXCEPTION_INIT(timeout, -20102);
   -- DCO_E_NO_ROUTE (-3): no worker can serve this proxy id.
@@ -46,7 +62,7 @@ CREATE OR REPLACE PACKAGE dco AUTHID DEFINER AS
   busy EXCEPTION;
   PRAGMA EXCEPTION_INIT(busy, -20105);
   -- DCO_E_UNKNOWN_ID (-6): no request with this id is outstanding in this session (never
-  -- sent, one-way, already read, cancelled, or given up by call_sync).
+  -- sent, one-way, already read, cancelled, or given up by call_sync or call).
   unknown_id EXCEPTION;
   PRAGMA EXCEPTION_INIT(unknown_id, -20106);
   -- DCO_E_TOO_LARGE (-7): the body is larger than the hub's frame limit.
@@ -72,9 +88,15 @@ CREATE OR REPLACE PACKAGE dco AUTHID DEFINER AS
   -- DCO_E_PANIC (-13): an internal error of the library (a bug; please report it).
   internal EXCEPTION;
   PRAGMA EXCEPTION_INIT(internal, -20113);
-  -- DCO_E_QUEUED (-14): accepted, the reply is not there yet (not produced by version 1).
+  -- DCO_E_QUEUED (-14): accepted, the reply is not there yet: call with queue_on_timeout
+  -- timed out, the request goes on and its answer is parked; read it with
+  -- read_request(last_request_id, reply, timeout).
   queued EXCEPTION;
   PRAGMA EXCEPTION_INIT(queued, -20114);
+  -- DCO_E_RETRY (-15): a worker asked for the request to be tried again later. The hub
+  -- retries it; callers never see this code (after the last attempt they get system).
+  retry EXCEPTION;
+  PRAGMA EXCEPTION_INIT(retry, -20115);
 
   -- The PL/SQL error number of a DCO_E_* code is error_base - code (DCO_EXT_ERROR_BASE in dco.h).
   error_base CONSTANT PLS_INTEGER := 20100;
@@ -116,6 +138,19 @@ CREATE OR REPLACE PACKAGE dco AUTHID DEFINER AS
     proxy_id IN PLS_INTEGER,
     reply    IN OUT NOCOPY BLOB,
     timeout  IN PLS_INTEGER DEFAULT NULL);
+
+  -- Sends the body to proxy_id now and waits up to timeout ms for its reply, as call_sync.
+  -- The timeout also goes to the hub, which keeps it as the deadline of a sync request.
+  -- queue_on_timeout => FALSE: the proxy's default mode (sync unless the hub is set up
+  -- otherwise): on timeout the request is given up and timeout raised, as call_sync does.
+  -- queue_on_timeout => TRUE: on timeout the request is not given up: it goes on, queued is
+  -- raised, and its answer is parked (in the session and by the hub, across reconnects and
+  -- hub restarts): read it with read_request(last_request_id, reply, timeout).
+  PROCEDURE call(
+    proxy_id         IN PLS_INTEGER,
+    reply            IN OUT NOCOPY BLOB,
+    timeout          IN PLS_INTEGER DEFAULT NULL,
+    queue_on_timeout IN BOOLEAN DEFAULT FALSE);
 
   -- The worker's return code for the last reply read: 0 after a success, the application's
   -- code after app_fail.

@@ -73,6 +73,18 @@ CREATE OR REPLACE PACKAGE BODY dco AS
     PARAMETERS (CONTEXT, proxy_id INT, timeout_ms INT,
                 buf RAW, buf LENGTH INT, buf MAXLEN INT, buf INDICATOR SHORT, RETURN INT);
 
+  -- dco.h: int dco_ext_call(OCIExtProcContext *ctx, int proxy_id, int timeout_ms,
+  --                         int queue_on_timeout, uint8_t *buf, int *buf_len,
+  --                         int *buf_maxlen, short *buf_ind);
+  FUNCTION ext_call(
+    proxy_id         IN PLS_INTEGER,
+    timeout_ms       IN PLS_INTEGER,
+    queue_on_timeout IN PLS_INTEGER,
+    buf              IN OUT RAW) RETURN PLS_INTEGER
+    AS LANGUAGE C LIBRARY dco_lib NAME "dco_ext_call" WITH CONTEXT
+    PARAMETERS (CONTEXT, proxy_id INT, timeout_ms INT, queue_on_timeout INT,
+                buf RAW, buf LENGTH INT, buf MAXLEN INT, buf INDICATOR SHORT, RETURN INT);
+
   -- dco.h: int dco_ext_last_request_id(OCIExtProcContext *ctx);
   FUNCTION ext_last_request_id RETURN PLS_INTEGER
     AS LANGUAGE C LIBRARY dco_lib NAME "dco_ext_last_request_id" WITH CONTEXT
@@ -258,6 +270,34 @@ CREATE OR REPLACE PACKAGE BODY dco AS
     END IF;
     fill_reply(id, total, buf, reply);
   END call_sync;
+
+  -- On timeout with queue_on_timeout the library raises queued (ORA-20114) and keeps the
+  -- request: its answer is read later with read_request(last_request_id, ...).
+  PROCEDURE call(
+    proxy_id         IN PLS_INTEGER,
+    reply            IN OUT NOCOPY BLOB,
+    timeout          IN PLS_INTEGER DEFAULT NULL,
+    queue_on_timeout IN BOOLEAN DEFAULT FALSE) IS
+    buf   RAW(32767);
+    total PLS_INTEGER;
+    id    PLS_INTEGER := 0;
+    qot   PLS_INTEGER := 0;
+  BEGIN
+    IF proxy_id IS NULL THEN
+      raise_dco(e_invalid, 'DCO_E_INVALID: proxy id is NULL');
+    END IF;
+    IF queue_on_timeout THEN
+      qot := 1;
+    END IF;
+    total := ext_call(proxy_id, wait_ms(timeout), qot, buf);
+    check_rc(total);
+    IF total > NVL(UTL_RAW.LENGTH(buf), 0) THEN
+      -- Longer than one RAW: the rest is read by request id.
+      id := ext_last_request_id;
+      check_rc(id);
+    END IF;
+    fill_reply(id, total, buf, reply);
+  END call;
 
   FUNCTION last_rcode RETURN PLS_INTEGER IS
   BEGIN

@@ -5,7 +5,11 @@ CREATE OR REPLACE PACKAGE BODY dco AS
    *
    * Frames: an 8-byte header (u32 payload length | u8 type | 3 zero bytes), then the payload;
    * every integer big-endian. This body sends HELLO (role caller), REQUEST, DONE, CANCEL,
-   * PING and PONG, and reads WELCOME, REFUSE, QUIT, ACK, REPLY, PING and PONG.
+   * PING and PONG, and reads WELCOME, REFUSE, QUIT, ACK, REPLY, PING and PONG. It says
+   * protocol version 1 in HELLO, which a version-2 hub still serves: REQUEST's flags
+   * (queue-on-timeout) and timeout_ms (the deadline of a sync request) work the same there,
+   * and the version-2 frames are not sent to it. A QUEUED frame (version 2) is read and
+   * skipped all the same.
    *
    * The byte sequences it writes and the answers it expects are in plsql/protocol_fixture.txt,
    * which tests/utl_tcp_replay.rs replays against a real hub. Each function below that builds
@@ -38,11 +42,14 @@ CREATE OR REPLACE PACKAGE BODY dco AS
   t_reply   CONSTANT PLS_INTEGER := 18;   -- 0x12
   t_cancel  CONSTANT PLS_INTEGER := 19;   -- 0x13
   t_done    CONSTANT PLS_INTEGER := 20;   -- 0x14
+  t_queued  CONSTANT PLS_INTEGER := 21;   -- 0x15 (version 2: never sent to this body)
   t_ping    CONSTANT PLS_INTEGER := 48;   -- 0x30
   t_pong    CONSTANT PLS_INTEGER := 49;   -- 0x31
 
-  -- REQUEST flag: no reply wanted (wire::REQ_ONEWAY).
-  req_oneway CONSTANT PLS_INTEGER := 1;
+  -- REQUEST flags: no reply wanted (wire::REQ_ONEWAY); on timeout the request goes on and
+  -- its answer is parked (wire::REQ_QUEUE_ON_TIMEOUT, DCO_QUEUE_ON_TIMEOUT in dco.h).
+  req_oneway           CONSTANT PLS_INTEGER := 1;
+  req_queue_on_timeout CONSTANT PLS_INTEGER := 4;
 
   -- DCO_E_* codes (include/dco.h, src/status.rs).
   e_invalid       CONSTANT PLS_INTEGER := -1;
@@ -54,6 +61,7 @@ CREATE OR REPLACE PACKAGE BODY dco AS
   e_system        CONSTANT PLS_INTEGER := -9;
   e_refused       CONSTANT PLS_INTEGER := -11;
   e_protocol      CONSTANT PLS_INTEGER := -12;
+  e_queued        CONSTANT PLS_INTEGER := -14;
 
   c_chunk        CONSTANT PLS_INTEGER := 32767;      -- the most a RAW holds
   c_tx_timeout_s CONSTANT PLS_INTEGER := 10;         -- UTL_TCP wait for the rest of a frame
@@ -71,10 +79,11 @@ CREATE OR REPLACE PACKAGE BODY dco AS
 
   -- A request kept until the hub acknowledges it.
   TYPE logged_t IS RECORD (
-    proxy    PLS_INTEGER,
-    flags    PLS_INTEGER,
-    body     bytes_t,
-    answered BOOLEAN);
+    proxy      PLS_INTEGER,
+    flags      PLS_INTEGER,
+    timeout_ms NUMBER,         -- REQUEST's timeout_ms: 0 for none
+    body       bytes_t,
+    answered   BOOLEAN);
   TYPE log_map IS TABLE OF logged_t INDEX BY PLS_INTEGER;
 
   -- A request whose outcome the application has not read yet.
@@ -307,17 +316,18 @@ CREATE OR REPLACE PACKAGE BODY dco AS
       HEXTORAW('0000'));
   END hello_frame;
 
-  -- The fixed part of a REQUEST (fixture: call_sync_1, flush_batch, one_way, no_route): the
-  -- header, then u64 id, i32 proxy, u32 flags, u32 timeout_ms (0: the hub applies none);
-  -- the body follows.
+  -- The fixed part of a REQUEST (fixture: call_sync_1, flush_batch, one_way, no_route,
+  -- call_queue): the header, then u64 id, i32 proxy, u32 flags, u32 timeout_ms (the call's
+  -- timeout, which the hub keeps as the deadline of a sync request; 0: none); the body
+  -- follows.
   FUNCTION request_head(id IN PLS_INTEGER, proxy IN PLS_INTEGER, flags IN PLS_INTEGER,
-                        body_len IN NUMBER) RETURN RAW IS
+                        timeout_ms IN NUMBER, body_len IN NUMBER) RETURN RAW IS
   BEGIN
     RETURN UTL_RAW.CONCAT(frame_head(t_request, 20 + body_len), u64(id), i32(proxy),
-                          u32(flags), u32(0));
+                          u32(flags), u32(timeout_ms));
   END request_head;
 
-  -- DONE with the ids of g_done, ascending (fixture: flush_batch, resend, close).
+  -- DONE with the ids of g_done, ascending (fixture: flush_batch, resend, call_queue, close).
   FUNCTION done_frame RETURN RAW IS
     ids RAW(32767);
     n   PLS_INTEGER := 0;
@@ -465,12 +475,13 @@ CREATE OR REPLACE PACKAGE BODY dco AS
       WHEN t_reply THEN 16
       WHEN t_ping THEN 8
       WHEN t_pong THEN 8
+      WHEN t_queued THEN 12
       ELSE -1
     END;
     IF nfix < 0 THEN
       lost(e_protocol, 'unexpected frame type ' || kind || ' from the hub');
     END IF;
-    IF len < nfix OR (kind IN (t_welcome, t_ack, t_ping, t_pong) AND len <> nfix) THEN
+    IF len < nfix OR (kind IN (t_welcome, t_ack, t_ping, t_pong, t_queued) AND len <> nfix) THEN
       lost(e_protocol, 'malformed frame of type ' || kind || ' (' || len || ' bytes)');
     END IF;
     fields := NULL;
@@ -610,7 +621,8 @@ CREATE OR REPLACE PACKAGE BODY dco AS
   -- Writes the REQUEST of logged request id.
   PROCEDURE send_logged(id IN PLS_INTEGER) IS
   BEGIN
-    send_out(request_head(id, g_log(id).proxy, g_log(id).flags, NVL(g_log(id).body.len, 0)));
+    send_out(request_head(id, g_log(id).proxy, g_log(id).flags, NVL(g_log(id).timeout_ms, 0),
+                          NVL(g_log(id).body.len, 0)));
     FOR k IN 1 .. g_log(id).body.parts.COUNT LOOP
       send_out(g_log(id).body.parts(k));
     END LOOP;
@@ -700,8 +712,8 @@ CREATE OR REPLACE PACKAGE BODY dco AS
   END connect_hub;
 
   -- Writes the control frames, the DONE list and every request not yet written on this
-  -- connection, connecting first (fixture: call_sync_1, flush_batch, one_way, no_route).
-  -- Sends them unless more is to follow (then the caller flushes).
+  -- connection, connecting first (fixture: call_sync_1, flush_batch, one_way, no_route,
+  -- call_queue). Sends them unless more is to follow (then the caller flushes).
   PROCEDURE write_log(and_flush IN BOOLEAN DEFAULT TRUE) IS
     id PLS_INTEGER;
   BEGIN
@@ -792,6 +804,10 @@ CREATE OR REPLACE PACKAGE BODY dco AS
       -- The hub does not require PONGs of callers: one answer (to the last PING) is enough.
       g_pong := pong_frame(fields);
     ELSIF kind = t_pong THEN
+      NULL;
+    ELSIF kind = t_queued THEN
+      -- u64 id, u32 mode: the proxy's default parks the answer of a request sent without a
+      -- mode. Version 2 only (this body says version 1 in HELLO), so never expected: skipped.
       NULL;
     ELSIF kind = t_refuse THEN
       lost(get_i32(fields, 1), 'refused by the hub: ' || text_of(rest));
@@ -910,8 +926,23 @@ CREATE OR REPLACE PACKAGE BODY dco AS
     consumed(id);
   END deliver;
 
+  -- REQUEST's timeout_ms for a call's timeout (ms; NULL or negative: none, sent as 0; 0, only
+  -- a look, sent as 1 ms as the Rust library does).
+  FUNCTION wire_timeout(timeout IN PLS_INTEGER) RETURN NUMBER IS
+  BEGIN
+    IF timeout IS NULL OR timeout < 0 THEN
+      RETURN 0;
+    END IF;
+    RETURN GREATEST(timeout, 1);
+  END wire_timeout;
+
   -- Finishes the body and takes it as request of the session: written now unless buffered.
-  FUNCTION submit(proxy_id IN PLS_INTEGER, buffered IN BOOLEAN, oneway IN BOOLEAN)
+  -- req_flags (REQUEST flags besides one-way) and timeout_ms go in the REQUEST as they are.
+  FUNCTION submit(proxy_id   IN PLS_INTEGER,
+                  buffered   IN BOOLEAN,
+                  oneway     IN BOOLEAN,
+                  req_flags  IN PLS_INTEGER DEFAULT 0,
+                  timeout_ms IN NUMBER DEFAULT 0)
     RETURN PLS_INTEGER IS
     id PLS_INTEGER;
     e  logged_t;
@@ -931,7 +962,8 @@ CREATE OR REPLACE PACKAGE BODY dco AS
     id := g_next_id;
     g_next_id := g_next_id + 1;
     e.proxy := proxy_id;
-    e.flags := CASE WHEN oneway THEN req_oneway ELSE 0 END;
+    e.flags := CASE WHEN oneway THEN req_oneway ELSE NVL(req_flags, 0) END;
+    e.timeout_ms := NVL(timeout_ms, 0);
     e.body := g_body;
     e.body.len := NVL(e.body.len, 0);
     e.answered := FALSE;
@@ -1040,26 +1072,59 @@ CREATE OR REPLACE PACKAGE BODY dco AS
     deliver(req_id, reply);
   END read_request;
 
-  PROCEDURE call_sync(
+  -- call_sync and call (fixture: call_sync_1, no_route, call_queue): sends the body now with
+  -- the timeout in the REQUEST (and flags 4 when park) and waits for the outcome. When the
+  -- wait ends without it (the request still pending): park, and the timeout passed or no hub
+  -- could be reached, raises queued and keeps the request (its answer is parked for
+  -- read_request; it is sent again on the next connection if need be); else a timeout gives
+  -- the request up (CANCEL; its late reply is dropped).
+  PROCEDURE call_now(
     proxy_id IN PLS_INTEGER,
     reply    IN OUT NOCOPY BLOB,
-    timeout  IN PLS_INTEGER DEFAULT NULL) IS
-    id PLS_INTEGER;
+    timeout  IN PLS_INTEGER,
+    park     IN BOOLEAN) IS
+    id   PLS_INTEGER;
+    code PLS_INTEGER;
   BEGIN
-    id := submit(proxy_id, FALSE, FALSE);
+    id := submit(proxy_id, FALSE, FALSE,
+                 CASE WHEN park THEN req_queue_on_timeout ELSE 0 END, wire_timeout(timeout));
     BEGIN
       await_reply(id, timeout);
     EXCEPTION
       WHEN OTHERS THEN
-        IF SQLCODE = -(error_base - e_timeout) AND g_pending.EXISTS(id) THEN
-          -- Given up: its late reply is dropped.
-          g_pending.DELETE(id);
-          queue_cancel(id);
+        code := SQLCODE;
+        IF g_pending.EXISTS(id) THEN
+          IF park AND code IN (-(error_base - e_timeout), -(error_base - e_not_connected)) THEN
+            fail(e_queued, 'request ' || id || ' goes on without the caller (' ||
+                           REGEXP_REPLACE(g_last_error, '^[A-Z_]+: ', '') ||
+                           '); read its answer later with dco.read_request(' || id || ', ...)');
+          ELSIF code = -(error_base - e_timeout) THEN
+            -- Given up: its late reply is dropped.
+            g_pending.DELETE(id);
+            queue_cancel(id);
+          END IF;
         END IF;
         RAISE;
     END;
     deliver(id, reply);
+  END call_now;
+
+  PROCEDURE call_sync(
+    proxy_id IN PLS_INTEGER,
+    reply    IN OUT NOCOPY BLOB,
+    timeout  IN PLS_INTEGER DEFAULT NULL) IS
+  BEGIN
+    call_now(proxy_id, reply, timeout, FALSE);
   END call_sync;
+
+  PROCEDURE call(
+    proxy_id         IN PLS_INTEGER,
+    reply            IN OUT NOCOPY BLOB,
+    timeout          IN PLS_INTEGER DEFAULT NULL,
+    queue_on_timeout IN BOOLEAN DEFAULT FALSE) IS
+  BEGIN
+    call_now(proxy_id, reply, timeout, NVL(queue_on_timeout, FALSE));
+  END call;
 
   FUNCTION last_rcode RETURN PLS_INTEGER IS
   BEGIN

@@ -332,7 +332,9 @@ fn a_silent_hub_is_detected_by_the_caller() {
     let id = s.send(12, false, false).unwrap();
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(hub.proc.pid() as i32, libc::SIGSTOP) };
-    let e = s.read(id, None).unwrap_err();
+    // The caller notices the silence (keep-alive), tries to reconnect until its deadline, and
+    // then says no hub was reachable.
+    let e = s.read(id, Some(Duration::from_secs(3))).unwrap_err();
     // SAFETY: as above.
     unsafe { libc::kill(hub.proc.pid() as i32, libc::SIGCONT) };
     assert_eq!(e.status, Status::NotConnected, "{e}");

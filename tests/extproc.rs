@@ -20,18 +20,20 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::cbuild::{lib_dir, out_dir, root, SANITIZE, STRICT};
-use common::{echo_worker, ClosedPort, Hub};
+use common::{echo_worker, slow_echo_worker, ClosedPort, Hub};
 use dco::wire::HubAddr;
 use dco::worker::{self, Delivery, Outcome, ReplyBuf, WorkerConfig};
 
 /// Longest one emulator run may take before it counts as hung (a guard, not a measurement).
 const HANG_GUARD: Duration = Duration::from_secs(40);
 
-/// Proxy ids: the `dco worker echo` process, the in-process workers, and one nobody serves.
+/// Proxy ids: the `dco worker echo` process, the in-process workers, the slow `dco worker
+/// echo --delay-ms` process, and one nobody serves.
 const ECHO: i32 = 5;
 const APP: i32 = 21;
 const GATE: i32 = 22;
 const CTRL: i32 = 23;
+const SLOW: i32 = 24;
 const UNSERVED: i32 = 777;
 
 const SOURCE: &str = "tests/c/extproc_emulator.c";
@@ -413,6 +415,7 @@ fn header_prototypes_match_the_call_specs() {
         "dco_ext_read_request",
         "dco_ext_read_chunk",
         "dco_ext_call_sync",
+        "dco_ext_call",
     ] {
         assert!(
             e.contains(&format!("{f} does not match its call spec")),
@@ -460,6 +463,26 @@ fn one_database_session_per_process() {
     assert!(failed >= 10, "only {failed} checks failed:\n{}", out.show());
 }
 
+/// How long the slow worker holds each request: far beyond the 200 ms timeouts of the "queue"
+/// scenario, so a timeout there is certain, not a race.
+const SLOW_DELAY_MS: u64 = 1500;
+
+/// dco_ext_call (`dco.call`): queue_on_timeout 0 against the echo worker returns the echo;
+/// queue_on_timeout 1 against a worker slower than the timeout raises ORA-20114 (queued), the
+/// request goes on, and its answer is read later with dco_ext_read_request of
+/// dco_ext_last_request_id; 0 against it raises ORA-20102 and gives the request up. Also
+/// long replies by chunks, invalid arguments and no route. Each with Oracle present and absent.
+#[test]
+fn call_with_queue_on_timeout_raises_queued_and_parks_the_answer() {
+    let em = emulator();
+    let (hub, _echo) = hub_with_echo();
+    let _slow = slow_echo_worker(&hub.addr, SLOW, SLOW_DELAY_MS);
+    hub.wait_workers(SLOW, 1);
+    for o in BOTH {
+        em.pass(o, "queue", &[ECHO, SLOW, UNSERVED], &hub.addr, 100);
+    }
+}
+
 /// Two sessions (forked processes) at once with the same request ids: neither sees the
 /// other's replies or ids.
 #[test]
@@ -483,7 +506,8 @@ fn two_database_sessions_at_once() {
     }
 }
 
-/// DCO_HUB points at a closed port: ORA-20104 at once, also for waits without limit.
+/// DCO_HUB points at a closed port: ORA-20104, at once for a send, after the timeout for a
+/// call or a read (they keep trying until then, as through a hub restart).
 #[test]
 fn unreachable_hub_raises_not_connected() {
     let em = emulator();

@@ -35,8 +35,11 @@
  *   gate GATE CTRL ECHO               timeouts: GATE holds "hold KEY ..." until CTRL gets
  *                                     "open KEY"
  *   close ECHO                        dco_ext_close and the session after it
+ *   queue ECHO SLOW UNSERVED          dco_ext_call: flags 0 and queue-on-timeout, against an
+ *                                     echo worker and one that holds each request (SLOW)
  *   sessions ECHO                     two sessions (forked processes) at once
- *   not_connected ECHO                DCO_HUB is a closed port
+ *   not_connected ECHO                DCO_HUB is a closed port (calls keep trying until their
+ *                                     timeout, as through a hub restart)
  *   limits UNSERVED                   a hub started with --quota 2 --max-frame 4096
  *   bad_hub ECHO                      DCO_HUB is malformed
  *
@@ -54,6 +57,7 @@
 #include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dco.h"
@@ -89,6 +93,15 @@ typedef int (*spec_read_fn)(OCIExtProcContext *, int, int, unsigned char *, int 
 typedef int (*spec_read_fn)(OCIExtProcContext *, int, int, unsigned char *, int *, int,
                             short *);
 #endif
+/* PARAMETERS (CONTEXT, proxy_id INT, timeout_ms INT, queue_on_timeout INT, buf RAW,
+ *             buf LENGTH INT, buf MAXLEN INT, buf INDICATOR SHORT, RETURN INT): call */
+#ifndef EMULATOR_WRONG_SPEC
+typedef int (*spec_call_fn)(OCIExtProcContext *, int, int, int, unsigned char *, int *, int *,
+                            short *);
+#else
+typedef int (*spec_call_fn)(OCIExtProcContext *, int, int, int, unsigned char *, int *, int,
+                            short *);
+#endif
 /* PARAMETERS (CONTEXT, request_id INT, RETURN INT) */
 typedef int (*spec_cancel_fn)(OCIExtProcContext *, int);
 /* PARAMETERS (CONTEXT, RETURN INDICATOR SHORT, RETURN STRING) */
@@ -115,6 +128,7 @@ _Static_assert(SPEC_OK(dco_ext_read_chunk, spec_read_fn),
                "dco_ext_read_chunk does not match its call spec");
 _Static_assert(SPEC_OK(dco_ext_call_sync, spec_read_fn),
                "dco_ext_call_sync does not match its call spec");
+_Static_assert(SPEC_OK(dco_ext_call, spec_call_fn), "dco_ext_call does not match its call spec");
 _Static_assert(SPEC_OK(dco_ext_last_request_id, spec_context_only_fn),
                "dco_ext_last_request_id does not match its call spec");
 _Static_assert(SPEC_OK(dco_ext_last_rcode, spec_context_only_fn),
@@ -350,6 +364,7 @@ static struct {
     spec_read_fn read_request;
     spec_read_fn read_chunk;
     spec_read_fn call_sync;
+    spec_call_fn call;
     spec_context_only_fn last_request_id;
     spec_context_only_fn last_rcode;
     spec_cancel_fn cancel;
@@ -385,6 +400,7 @@ static void load_library(const char *path)
     LOAD(h, read_request);
     LOAD(h, read_chunk);
     LOAD(h, call_sync);
+    LOAD(h, call);
     LOAD(h, last_request_id);
     LOAD(h, last_rcode);
     LOAD(h, cancel);
@@ -502,15 +518,40 @@ static void raw_free(struct raw_out *o)
     o->buf = NULL;
 }
 
-static int x_out(spec_read_fn fn, const char *what, int a, int b, struct raw_out *o)
+/* Before a call with an OUT RAW: guard bytes, garbage LENGTH and INDICATOR, MAXLEN. */
+static void out_before(struct raw_out *o)
 {
     memset(o->buf, 0xa5, (size_t)o->maxlen + GUARD);
     o->len = -7777;
     o->ind = 77;
     o->maxlen_arg = o->bad_maxlen ? -1 : o->maxlen;
+}
+
+/* After it: what the library left in the OUT RAW, checked; returns rc. */
+static int out_after(const char *what, int rc, struct raw_out *o);
+
+static int x_out(spec_read_fn fn, const char *what, int a, int b, struct raw_out *o)
+{
+    out_before(o);
     OCIExtProcContext *c = begin_call();
     int rc = fn(c, a, b, o->buf, &o->len, &o->maxlen_arg, &o->ind);
     end_call(c);
+    return out_after(what, rc, o);
+}
+
+/* dco.call(proxy_id, reply, timeout, queue_on_timeout) by dco_ext_call. */
+static int x_qcall(int proxy, int timeout, int queue_on_timeout, struct raw_out *o)
+{
+    out_before(o);
+    OCIExtProcContext *c = begin_call();
+    int rc = dco.call(c, proxy, timeout, queue_on_timeout, o->buf, &o->len, &o->maxlen_arg,
+                      &o->ind);
+    end_call(c);
+    return out_after("dco_ext_call", rc, o);
+}
+
+static int out_after(const char *what, int rc, struct raw_out *o)
+{
     /* The library writes at most MAXLEN bytes and leaves MAXLEN alone. */
     checks++;
     for (int i = 0; i < GUARD; i++)
@@ -915,10 +956,11 @@ static void scenario_calls(void)
     RET(x_flush(), 0);
     ORA(x_read(id, 0, &o), 20106, "DCO_E_UNKNOWN_ID");
 
-    /* Cancel. */
+    /* Cancel: reading the id says it was cancelled, once; then it is gone. */
     RET(x_line("cancel me", IND_NOTNULL), 0);
     id = OK(x_send(echo, BUFFERED));
     RET(x_cancel(id), 0);
+    ORA(x_read(id, 0, &o), 20110, "DCO_E_CANCELLED");
     ORA(x_read(id, 0, &o), 20106, "DCO_E_UNKNOWN_ID");
     ORA(x_cancel(id), 20106, "DCO_E_UNKNOWN_ID");
     ORA(x_cancel(0), 20106, "DCO_E_UNKNOWN_ID");
@@ -1122,6 +1164,96 @@ static void scenario_close(void)
     raw_free(&small);
 }
 
+/* dco.call by dco_ext_call. SLOW answers each request (an echo) only after a delay far longer
+ * than the short timeouts here (tests/extproc.rs starts it with 1500 ms). */
+static void scenario_queue(void)
+{
+    const int echo = g_p[0], slow = g_p[1], unserved = g_p[2];
+    struct raw_out o, small;
+    raw_init(&o, RAW_MAX);
+    raw_init(&small, 10);
+    int rc, id;
+
+    /* queue_on_timeout 0 against the echo worker: the reply, as call_sync gives it. */
+    RET(x_line("plain call", IND_NOTNULL), 0);
+    rc = OK(x_qcall(echo, T, 0, &o));
+    REPLY_STR(rc, &o, "plain call\n");
+    RET(x_last_request_id(), 1);
+    RET(x_last_rcode(), 0);
+    LAST_ERROR(NULL);
+
+    /* queue_on_timeout 1 and the answer in time: a plain reply too. */
+    RET(x_line("in time", IND_NOTNULL), 0);
+    rc = OK(x_qcall(echo, T, 1, &o));
+    REPLY_STR(rc, &o, "in time\n");
+    RET(x_last_request_id(), 2);
+
+    /* MAXLEN smaller than the reply: the total, MAXLEN bytes, the rest by chunks of the last
+     * request id; the last chunk releases it. */
+    RET(x_line("abcdefghijklmnopqrstuvwx", IND_NOTNULL), 0);
+    rc = OK(x_qcall(echo, T, 1, &small));
+    EXPECTF(rc == 25 && small.len == 10 && memcmp(small.buf, "abcdefghij", 10) == 0,
+            "rc %d len %d", rc, small.len);
+    id = RET(x_last_request_id(), 3);
+    rc = OK(x_chunk(id, 10, &small));
+    EXPECTF(rc == 25 && small.len == 10 && memcmp(small.buf, "klmnopqrst", 10) == 0,
+            "rc %d len %d", rc, small.len);
+    rc = OK(x_chunk(id, 20, &small));
+    EXPECTF(rc == 25 && small.len == 5 && memcmp(small.buf, "uvwx\n", 5) == 0, "rc %d len %d",
+            rc, small.len);
+    ORA(x_chunk(id, 0, &small), 20106, "DCO_E_UNKNOWN_ID");
+
+    /* queue_on_timeout 1 against the slow worker with a short timeout: ORA-20114 (queued);
+     * the request goes on, and its answer is read by the last request id. */
+    RET(x_line("slow and queued", IND_NOTNULL), 0);
+    ORA(x_qcall(slow, 200, 1, &o), 20114, "DCO_E_QUEUED");
+    LAST_ERROR("DCO_E_QUEUED:");
+    id = RET(x_last_request_id(), 4);
+    rc = OK(x_read(id, T, &o));
+    REPLY_STR(rc, &o, "slow and queued\n");
+    RET(x_last_rcode(), 0);
+    LAST_ERROR(NULL);
+    ORA(x_read(id, 0, &o), 20106, "DCO_E_UNKNOWN_ID");
+
+    /* Timeout 0 only looks: queued at once. Then queue_on_timeout 0 against the slow worker:
+     * ORA-20102 (timeout), and that request is given up while the queued one is kept. */
+    RET(x_line("looked at", IND_NOTNULL), 0);
+    ORA(x_qcall(slow, 0, 1, &o), 20114, "DCO_E_QUEUED");
+    int looked = RET(x_last_request_id(), 5);
+    RET(x_line("given up", IND_NOTNULL), 0);
+    ORA(x_qcall(slow, 200, 0, &o), 20102, "DCO_E_TIMEOUT");
+    LAST_ERROR("DCO_E_TIMEOUT:");
+    id = RET(x_last_request_id(), looked + 1);
+    ORA(x_read(id, 0, &o), 20106, "DCO_E_UNKNOWN_ID");
+    rc = OK(x_read(looked, T, &o));
+    REPLY_STR(rc, &o, "looked at\n");
+
+    /* Invalid arguments raise ORA-20101 and keep the body. */
+    RET(x_line("kept", IND_NOTNULL), 0);
+    ORA(x_qcall(echo, T, 2, &o), 20101, "DCO_E_INVALID");
+    LAST_ERROR("DCO_E_INVALID:");
+    ORA(x_qcall(echo, T, -1, &o), 20101, "DCO_E_INVALID");
+    ORA(x_qcall(-1, T, 1, &o), 20101, "DCO_E_INVALID");
+    o.bad_maxlen = 1;
+    ORA(x_qcall(echo, T, 1, &o), 20101, "DCO_E_INVALID");
+    o.bad_maxlen = 0;
+    id = OK(x_last_request_id());
+    rc = OK(x_qcall(echo, T, 1, &o));
+    REPLY_STR(rc, &o, "kept\n");
+    RET(x_last_request_id(), id + 1);
+
+    /* No route is the request's outcome, not a timeout: ORA-20103 with queue_on_timeout too,
+     * and the request is released. */
+    RET(x_line("anybody?", IND_NOTNULL), 0);
+    ORA(x_qcall(unserved, T, 1, &o), 20103, "DCO_E_NO_ROUTE");
+    LAST_ERROR("DCO_E_NO_ROUTE:");
+    ORA(x_read(OK(x_last_request_id()), 0, &o), 20106, "DCO_E_UNKNOWN_ID");
+
+    RET(x_close(), 0);
+    raw_free(&o);
+    raw_free(&small);
+}
+
 /* One of the two sessions of scenario "sessions": `n` buffered requests tagged `tag`, then a
  * rendezvous with the other session, then the replies. Returns the number of failures. */
 static int session_child(const char *lib, char tag, int n, int echo, int to_other,
@@ -1201,28 +1333,48 @@ static void scenario_sessions(const char *lib)
     }
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void scenario_not_connected(void)
 {
     const int echo = g_p[0];
     struct raw_out o;
     raw_init(&o, RAW_MAX);
 
+    /* A flush tries for DCO_FLUSH_TIMEOUT_MS, read when the session is made (the first call
+     * below), as the agent's environment would give it. */
+    setenv("DCO_FLUSH_TIMEOUT_MS", "300", 1);
     /* Building a body needs no hub. */
     RET(x_line("queued", IND_NOTNULL), 0);
     RET(x_write("!", 1, IND_NOTNULL), 0);
-    /* Sending now does, and fails at once (no limit on the wait would make it hang). */
+    /* Sending now does, and fails at once. */
     ORA(x_send(echo, 0), 20104, "DCO_E_NOT_CONNECTED");
     LAST_ERROR("DCO_E_NOT_CONNECTED:");
-    ORA(x_call(echo, -1, &o), 20104, "DCO_E_NOT_CONNECTED");
+    /* A call keeps trying until its timeout (it rides through a hub restart), never returning
+     * early, then says the same; timeout 0 tries once. dco.call too, with queue_on_timeout:
+     * nothing was taken, so nothing is queued. */
+    double t0 = now_s();
+    ORA(x_call(echo, 300, &o), 20104, "DCO_E_NOT_CONNECTED");
+    double t1 = now_s();
+    EXPECTF(t1 - t0 >= 0.3, "returned after %.3f s", t1 - t0);
     ORA(x_call(echo, 0, &o), 20104, "DCO_E_NOT_CONNECTED");
+    ORA(x_qcall(echo, 300, 1, &o), 20104, "DCO_E_NOT_CONNECTED");
+    ORA(x_qcall(echo, 0, 0, &o), 20104, "DCO_E_NOT_CONNECTED");
+    EXPECTF(now_s() - t0 < 10.0, "took %.3f s", now_s() - t0); /* a hang guard */
     RET(x_last_request_id(), 0); /* nothing was taken */
     /* A buffered request is taken; flushing and reading it fail, it stays outstanding. */
     RET(x_send(echo, BUFFERED), 1);
     ORA(x_flush(), 20104, "DCO_E_NOT_CONNECTED");
-    ORA(x_read(1, -1, &o), 20104, "DCO_E_NOT_CONNECTED");
+    ORA(x_read(1, 300, &o), 20104, "DCO_E_NOT_CONNECTED");
     ORA(x_read(1, 0, &o), 20104, "DCO_E_NOT_CONNECTED");
     LAST_ERROR("DCO_E_NOT_CONNECTED:");
     RET(x_cancel(1), 0);
+    ORA(x_read(1, 0, &o), 20110, "DCO_E_CANCELLED");
     ORA(x_read(1, 0, &o), 20106, "DCO_E_UNKNOWN_ID");
     RET(x_close(), 0);
     raw_free(&o);
@@ -1312,6 +1464,7 @@ int main(int argc, char **argv)
         {"app", 1, scenario_app},
         {"gate", 3, scenario_gate},
         {"close", 1, scenario_close},
+        {"queue", 3, scenario_queue},
         {"sessions", 1, NULL},
         {"not_connected", 1, scenario_not_connected},
         {"limits", 1, scenario_limits},
