@@ -4,14 +4,12 @@ mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{dco_bin, echo_worker, slow_echo_worker, Hub, Proc};
+use common::{dco_bin, echo_worker, slow_echo_worker, Hub, InProc, Proc};
 use dco::client::{Session, SessionConfig};
 use dco::wire::HubAddr;
-use dco::worker::{self, Delivery, Outcome, ReplyBuf, WorkerConfig};
+use dco::worker::Outcome;
 use dco::Status;
 
 fn session(addr: &str) -> Session {
@@ -23,37 +21,6 @@ const T: Option<Duration> = Some(Duration::from_secs(10));
 fn call(s: &mut Session, proxy: i32, body: &[u8]) -> dco::Result<Vec<u8>> {
     s.write(body)?;
     s.call(proxy, T).map(|r| r.body)
-}
-
-/// A worker thread in this process running `handler`; stopped when dropped.
-struct InProc {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<dco::Result<()>>>,
-}
-
-impl InProc {
-    fn start<H>(hub: &str, proxies: Vec<i32>, mut handler: H) -> InProc
-    where
-        H: FnMut(&Delivery<'_>, &mut ReplyBuf<'_>) -> Outcome + Send + 'static,
-    {
-        let cfg = WorkerConfig::new(HubAddr::parse_list(hub).unwrap(), proxies);
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let thread = std::thread::spawn(move || worker::run(&cfg, &mut handler, &s));
-        InProc {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for InProc {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 fn proxy_stats(hub: &Hub, proxy: i32) -> serde_json::Value {

@@ -20,9 +20,8 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::cbuild::{lib_dir, out_dir, root, SANITIZE, STRICT};
-use common::{echo_worker, slow_echo_worker, ClosedPort, Hub};
-use dco::wire::HubAddr;
-use dco::worker::{self, Delivery, Outcome, ReplyBuf, WorkerConfig};
+use common::{echo_worker, slow_echo_worker, ClosedPort, Hub, InProc};
+use dco::worker::{Delivery, Outcome, ReplyBuf};
 
 /// Longest one emulator run may take before it counts as hung (a guard, not a measurement).
 const HANG_GUARD: Duration = Duration::from_secs(40);
@@ -275,37 +274,6 @@ fn run(mut cmd: Command, what: &str) -> Ran {
     }
 }
 
-/// A worker thread in this process running `handler`; stopped when dropped.
-struct InProc {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<dco::Result<()>>>,
-}
-
-impl InProc {
-    fn start<H>(hub: &str, proxy: i32, mut handler: H) -> InProc
-    where
-        H: FnMut(&Delivery<'_>, &mut ReplyBuf<'_>) -> Outcome + Send + 'static,
-    {
-        let cfg = WorkerConfig::new(HubAddr::parse_list(hub).unwrap(), vec![proxy]);
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let thread = std::thread::spawn(move || worker::run(&cfg, &mut handler, &s));
-        InProc {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for InProc {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// The application worker: "fail N" fails with return code N (42 without a number) and says
 /// so in its reply; "failbig" fails with code 9 and an 81 kB reply, "ab" then three-byte
 /// characters, so that both the exception message (500 bytes) and last_error (32767 bytes)
@@ -435,9 +403,9 @@ fn one_database_session_per_process() {
     let em = emulator();
     let (hub, _echo) = hub_with_echo();
     let gates = Arc::new(Gates::default());
-    let _app = InProc::start(&hub.addr, APP, app);
-    let _gate = InProc::start(&hub.addr, GATE, gate(gates.clone()));
-    let _ctrl = InProc::start(&hub.addr, CTRL, control(gates.clone()));
+    let _app = InProc::start(&hub.addr, vec![APP], app);
+    let _gate = InProc::start(&hub.addr, vec![GATE], gate(gates.clone()));
+    let _ctrl = InProc::start(&hub.addr, vec![CTRL], control(gates.clone()));
     // Dropped before the gate worker: releases whatever it still holds.
     let _open_all = OpenAll(gates);
     for p in [APP, GATE, CTRL] {

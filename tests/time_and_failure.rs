@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{echo_worker, slow_echo_worker, Hub, Proc};
+use common::{echo_worker, slow_echo_worker, Hub, InProc, Proc};
 use dco::client::{CallFlags, Session, SessionConfig};
 use dco::wire::HubAddr;
 use dco::worker::{self, Delivery, Outcome, ReplyBuf, WorkerConfig};
@@ -18,39 +18,6 @@ fn session(addr: &str) -> Session {
     let mut cfg = SessionConfig::with_hubs(HubAddr::parse_list(addr).unwrap());
     cfg.connect_timeout = Duration::from_secs(2);
     Session::new(cfg)
-}
-
-/// A worker on a thread of this process, stopped on drop.
-struct InProc {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl InProc {
-    fn start<H>(hub: &str, proxies: Vec<i32>, mut handler: H) -> InProc
-    where
-        H: FnMut(&Delivery<'_>, &mut ReplyBuf<'_>) -> Outcome + Send + 'static,
-    {
-        let stop = Arc::new(AtomicBool::new(false));
-        let cfg = WorkerConfig::new(HubAddr::parse_list(hub).unwrap(), proxies);
-        let s = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let _ = worker::run(&cfg, &mut handler, &s);
-        });
-        InProc {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for InProc {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 fn body_of(i: u64) -> Vec<u8> {
@@ -289,9 +256,11 @@ fn an_expired_request_is_never_seen_by_any_worker_even_across_a_restart() {
         0,
         "a worker saw an expired request"
     );
-    // Counters start again with the hub: the second request expired after the restart.
+    // Counters start again with the hub: the second request expired after the restart, the
+    // first before it (or after, on a machine slow enough to delay the old hub's timer).
     let v = hub.stats();
-    assert_eq!(v["proxies"][0]["outcomes"]["expired"], 1, "{v}");
+    let expired = v["proxies"][0]["outcomes"]["expired"].as_u64().unwrap_or(0);
+    assert!((1..=2).contains(&expired), "{v}");
 }
 
 #[test]
@@ -359,11 +328,12 @@ fn queue_on_timeout_parks_the_answer_across_a_restart() {
 fn a_proxy_default_of_queue_on_timeout_applies_to_plain_calls() {
     let hub = Hub::start(&["--proxy", "1:mode=queue-on-timeout"]);
     let addr = hub.addr.clone();
-    let _w = slow_echo_worker(&addr, 1, 800);
+    let _w = slow_echo_worker(&addr, 1, 2000);
     hub.wait_workers(1, 1);
     let mut s = session(&addr);
     s.write(b"by default").unwrap();
-    let e = s.call(1, Some(Duration::from_millis(200))).unwrap_err();
+    // The hub's QUEUED notice must reach the library before the timeout.
+    let e = s.call(1, Some(Duration::from_millis(500))).unwrap_err();
     assert_eq!(e.status, Status::Queued, "{e}");
     let r = s
         .read(s.last_request_id(), Some(Duration::from_secs(20)))

@@ -13,8 +13,9 @@ use dco::wire::{self, Frame, FrameType, Hello, Role, Welcome, WireError, MAGIC, 
 use proptest::prelude::*;
 
 const HEADER: usize = 8;
-const KNOWN_TYPES: [u8; 15] = [
-    0x01, 0x02, 0x03, 0x04, 0x10, 0x11, 0x12, 0x13, 0x14, 0x20, 0x21, 0x30, 0x31, 0x40, 0x41,
+const KNOWN_TYPES: [u8; 18] = [
+    0x01, 0x02, 0x03, 0x04, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x20, 0x21, 0x22, 0x23, 0x30, 0x31,
+    0x40, 0x41,
 ];
 
 /// One frame's fields, owned, for any frame type.
@@ -250,7 +251,6 @@ impl Spec {
             Spec::Forward { tag, proxy, body } => Frame::Forward {
                 tag: *tag,
                 proxy: *proxy,
-                flags: 0,
                 body,
             },
             Spec::Result {
@@ -567,9 +567,7 @@ fn reencode(f: &Frame<'_>) -> Vec<u8> {
             body,
         ),
         Frame::Queued { id, mode } => wire::encode_queued(&mut b, *id, *mode),
-        Frame::Forward {
-            tag, proxy, body, ..
-        } => wire::encode_forward(&mut b, *tag, *proxy, body),
+        Frame::Forward { tag, proxy, body } => wire::encode_forward(&mut b, *tag, *proxy, body),
         Frame::Result {
             tag,
             status,

@@ -55,33 +55,12 @@ impl Histogram {
 /// Counters of one proxy id.
 #[derive(Clone, Default)]
 pub struct ProxyStats {
-    /// Requests accepted for it.
+    /// Requests accepted for it (forwards to it included).
     pub requests: u64,
-    /// Successful replies.
-    pub replies: u64,
-    /// Application failures (the worker's DCO_E_APP_FAIL).
-    pub app_fail: u64,
-    /// System failures: attempts used up, a worker's system error, a failed forward.
-    pub system: u64,
-    /// Delivered requests whose deadline passed before the answer (DCO_E_TIMEOUT).
-    pub timeout: u64,
-    /// Requests whose deadline passed while they waited (never delivered).
-    pub expired: u64,
-    /// Requests cancelled by their caller before their answer.
-    pub cancelled: u64,
-    /// Deliveries that failed for a system reason and went to the redo queue.
-    pub retried: u64,
-    /// Requests whose answer is parked (queue-on-timeout or async).
-    pub queued: u64,
-    /// Late answers dropped (after a timeout, cancel or overdue retry).
-    pub late: u64,
-    /// Requests forwarded from this proxy to another.
-    pub forwarded: u64,
     /// Requests refused because no worker served it.
     pub no_route: u64,
-    /// Requests delivered again after a delivery failed (same as `retried`; kept for
-    /// scripts that read it).
-    pub redelivered: u64,
+    /// Every outcome, counted apart.
+    pub outcomes: Outcomes,
     /// Accept-to-result latency.
     pub latency: Histogram,
 }
@@ -204,27 +183,27 @@ pub struct ProxySnapshot {
 }
 
 /// A proxy's outcomes, each counted apart.
-#[derive(Serialize, Debug, Default)]
+#[derive(Serialize, Debug, Default, Clone)]
 pub struct Outcomes {
     /// Successful replies.
     pub ok: u64,
-    /// Application failures.
+    /// Application failures (the worker's DCO_E_APP_FAIL).
     pub app_fail: u64,
-    /// System failures (attempts used up, ...).
+    /// System failures: attempts used up, a worker's system error, a failed forward.
     pub system: u64,
-    /// Delivered, deadline passed before the answer.
+    /// Delivered requests whose deadline passed before the answer (DCO_E_TIMEOUT).
     pub timeout: u64,
-    /// Deadline passed while waiting; never delivered.
+    /// Requests whose deadline passed while they waited (never delivered).
     pub expired: u64,
-    /// Cancelled by the caller.
+    /// Requests cancelled by their caller before their answer.
     pub cancelled: u64,
-    /// Deliveries retried from the redo queue.
+    /// Deliveries that failed for a system reason and went to the redo queue.
     pub retried: u64,
-    /// Requests whose answer is parked (queue-on-timeout, async).
+    /// Requests whose answer is parked (queue-on-timeout or async).
     pub queued: u64,
-    /// Late answers dropped.
+    /// Late answers dropped (after a timeout, cancel or overdue retry).
     pub late: u64,
-    /// Forwarded to another proxy.
+    /// Requests forwarded from this proxy to another.
     pub forwarded: u64,
 }
 

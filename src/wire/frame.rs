@@ -192,8 +192,6 @@ pub enum Frame<'a> {
         tag: u64,
         /// The proxy that finishes it.
         proxy: i32,
-        /// Reserved, 0.
-        flags: u32,
         /// The new body.
         body: &'a [u8],
     },
@@ -504,12 +502,18 @@ pub fn decode(buf: &[u8], max_frame: u32) -> Result<Option<(Frame<'_>, usize)>, 
             r.end()?;
             Frame::Queued { id, mode }
         }
-        FrameType::Forward => Frame::Forward {
-            tag: r.u64("tag")?,
-            proxy: r.i32("proxy")?,
-            flags: r.u32("flags")?,
-            body: r.rest(),
-        },
+        FrameType::Forward => {
+            let tag = r.u64("tag")?;
+            let proxy = r.i32("proxy")?;
+            if r.u32("flags")? != 0 {
+                return Err(r.bad("reserved flags are not zero"));
+            }
+            Frame::Forward {
+                tag,
+                proxy,
+                body: r.rest(),
+            }
+        }
         FrameType::Result => Frame::Result {
             tag: r.u64("tag")?,
             status: r.i32("status")?,
@@ -797,7 +801,6 @@ mod tests {
             Frame::Forward {
                 tag: 3,
                 proxy: 8,
-                flags: 0,
                 body: b"next"
             }
         );

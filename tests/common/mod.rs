@@ -275,3 +275,40 @@ impl Drop for ClosedPort {
         }
     }
 }
+
+/// A worker thread in this process running `handler` on `proxies`; stopped when dropped.
+pub struct InProc {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<dco::Result<()>>>,
+}
+
+impl InProc {
+    pub fn start<H>(hub: &str, proxies: Vec<i32>, mut handler: H) -> InProc
+    where
+        H: FnMut(
+                &dco::worker::Delivery<'_>,
+                &mut dco::worker::ReplyBuf<'_>,
+            ) -> dco::worker::Outcome
+            + Send
+            + 'static,
+    {
+        let hubs = dco::wire::HubAddr::parse_list(hub).unwrap();
+        let cfg = dco::worker::WorkerConfig::new(hubs, proxies);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || dco::worker::run(&cfg, &mut handler, &s));
+        InProc {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for InProc {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

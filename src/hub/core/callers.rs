@@ -259,11 +259,12 @@ impl Core {
         );
         if deadline_us != 0 {
             self.timers.at(deadline_us, Timer::Deadline(session, id));
+            self.compact_timers();
         }
         let p = self.router.proxy(proxy);
         p.stats.requests += 1;
         if matches!(mode, Mode::QueueOnTimeout | Mode::Async) {
-            p.stats.queued += 1;
+            p.stats.outcomes.queued += 1;
         }
         p.queue.push_back(session, id);
         p.queued += 1;
@@ -292,13 +293,8 @@ impl Core {
             self.finish_reply(session, id);
             return;
         };
-        let p = self.router.proxy(req.proxy);
-        match req.state {
-            ReqState::Queued => p.queued = p.queued.saturating_sub(1),
-            ReqState::Redo => p.redo = p.redo.saturating_sub(1),
-            ReqState::Delivered => {}
-        }
-        p.stats.cancelled += 1;
+        self.unqueue(&req);
+        self.router.proxy(req.proxy).stats.outcomes.cancelled += 1;
         if req.state == ReqState::Delivered {
             self.abandon_delivery(session, id, super::flights::Fate::Cancelled);
         }
@@ -311,6 +307,16 @@ impl Core {
         }
         tracing::debug!("request {id} cancelled by its caller");
         let _ = now;
+    }
+
+    /// Takes `req` out of its proxy's waiting counts (it leaves the queue or the redo queue).
+    pub(super) fn unqueue(&mut self, req: &Req) {
+        let p = self.router.proxy(req.proxy);
+        match req.state {
+            ReqState::Queued => p.queued = p.queued.saturating_sub(1),
+            ReqState::Redo => p.redo = p.redo.saturating_sub(1),
+            ReqState::Delivered => {}
+        }
     }
 
     /// Notes that request `id`, whose record is at `pos`, awaits its ACK on caller `t`.
@@ -382,21 +388,20 @@ impl Core {
         self.mark_dirty(t);
     }
 
-    /// Records the final outcome of request (`session`, `request`), whose ACCEPT is at
-    /// `accept_pos`, and sends it to the caller if connected. The request is already out of
-    /// the request table.
+    /// Records the final outcome of request (`session`, `request`) and sends it to the caller
+    /// if connected. `req` is already out of the request table.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn answer(
         &mut self,
         session: SessionId,
         request: u64,
-        mode: Mode,
-        accept_pos: Pos,
+        req: &Req,
         status: Status,
         rcode: i32,
         body: &[u8],
         now: Micros,
     ) {
+        let accept_pos = req.pos;
         let Some(ss) = self.sessions.get_mut(&session) else {
             self.store.unpin(accept_pos);
             return;
@@ -408,7 +413,7 @@ impl Core {
             ss.errors += 1;
         }
         let conn = ss.conn;
-        if mode == Mode::Oneway {
+        if req.mode == Mode::Oneway {
             let rec = records::done(session.0, request);
             let _ = self.store.append(records::DONE, &[&rec], false);
             self.store.unpin(accept_pos);

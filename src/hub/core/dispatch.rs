@@ -132,21 +132,30 @@ impl Core {
 
     fn deliver(&mut self, w: WorkerRef, session: SessionId, id: u64, now: Micros) {
         let key = (session, id);
+        let Some(version) = self
+            .conn(w.token)
+            .filter(|c| c.id == w.conn)
+            .map(|c| c.version)
+        else {
+            return;
+        };
         let Some(req) = self.reqs.get_mut(&key) else {
             return;
         };
-        let Some(a) = self
+        let Some((a, body)) = self
             .store
             .read(req.pos)
             .and_then(|(k, payload)| records::accept(k, payload))
         else {
-            tracing::error!("journal record at {:#x} is not a request; dropped", req.pos);
-            let pos = req.pos;
-            self.reqs.remove(&key);
-            self.store.unpin(pos);
-            if let Some(ss) = self.sessions.get_mut(&session) {
-                ss.inflight = ss.inflight.saturating_sub(1);
-            }
+            // Damage the journal's checksums did not catch: the caller is told, not left
+            // waiting.
+            tracing::error!("journal record at {:#x} is not a request", req.pos);
+            let Some(req) = self.reqs.remove(&key) else {
+                return;
+            };
+            self.router.proxy(req.proxy).stats.outcomes.system += 1;
+            let msg = "the hub's record of this request is damaged; it was not run";
+            self.answer(session, id, &req, Status::System, 0, msg.as_bytes(), now);
             return;
         };
         req.attempt = req.attempt.saturating_add(1);
@@ -181,9 +190,9 @@ impl Core {
             request: id,
             proxy,
             attempt,
-            remaining_ms: (c.version >= 2).then(|| (left / 1000).min(u32::MAX as u64) as u32),
+            remaining_ms: (version >= 2).then(|| (left / 1000).min(u32::MAX as u64) as u32),
         };
-        wire::encode_deliver(&mut c.out, &head, a.body);
+        wire::encode_deliver(&mut c.out, &head, body);
         c.last_tx = now;
         if let Role::Worker(wk) = &mut c.role {
             wk.inflight += 1;
@@ -196,6 +205,7 @@ impl Core {
         }
         if service != 0 {
             self.timers.at(now + service, Timer::Service(tag));
+            self.compact_timers();
         }
         let rec = records::deliver(session.0, id, attempt, failures);
         if let Err(e) = self.store.append(records::DELIVER, &[&rec], false) {
@@ -265,7 +275,7 @@ impl Core {
         let p = self.router.proxy(f.proxy);
         if f.fate != Fate::Live {
             // Answered already (timeout), cancelled, or retried elsewhere: dropped.
-            p.stats.late += 1;
+            p.stats.outcomes.late += 1;
             self.dispatch(f.proxy, now);
             return Ok(());
         }
@@ -281,13 +291,11 @@ impl Core {
             self.delivery_failed(f.session, f.request, &cause, now);
         } else if let Some(req) = self.reqs.remove(&(f.session, f.request)) {
             match status {
-                Status::Ok => p.stats.replies += 1,
-                Status::AppFail => p.stats.app_fail += 1,
-                _ => p.stats.system += 1,
+                Status::Ok => p.stats.outcomes.ok += 1,
+                Status::AppFail => p.stats.outcomes.app_fail += 1,
+                _ => p.stats.outcomes.system += 1,
             }
-            self.answer(
-                f.session, f.request, req.mode, req.pos, status, rcode, body, now,
-            );
+            self.answer(f.session, f.request, &req, status, rcode, body, now);
         }
         self.dispatch(f.proxy, now);
         Ok(())
@@ -308,7 +316,7 @@ impl Core {
         let key = (f.session, f.request);
         let live = f.fate == Fate::Live;
         let Some(req) = self.reqs.get(&key).copied().filter(|_| live) else {
-            self.router.proxy(f.proxy).stats.late += 1;
+            self.router.proxy(f.proxy).stats.outcomes.late += 1;
             self.dispatch(f.proxy, now);
             return Ok(());
         };
@@ -353,17 +361,8 @@ impl Core {
         match appended {
             Err((status, msg)) => {
                 self.reqs.remove(&key);
-                self.router.proxy(f.proxy).stats.system += 1;
-                self.answer(
-                    f.session,
-                    f.request,
-                    req.mode,
-                    req.pos,
-                    status,
-                    0,
-                    msg.as_bytes(),
-                    now,
-                );
+                self.router.proxy(f.proxy).stats.outcomes.system += 1;
+                self.answer(f.session, f.request, &req, status, 0, msg.as_bytes(), now);
             }
             Ok(pos) => {
                 self.store.pin(pos);
@@ -376,7 +375,7 @@ impl Core {
                     r.hops += 1;
                     r.state = ReqState::Queued;
                 }
-                self.router.proxy(f.proxy).stats.forwarded += 1;
+                self.router.proxy(f.proxy).stats.outcomes.forwarded += 1;
                 let p = self.router.proxy(proxy);
                 p.stats.requests += 1;
                 p.queue.push_back(f.session, f.request);
@@ -408,7 +407,7 @@ impl Core {
             let Some(req) = self.reqs.remove(&key) else {
                 return;
             };
-            self.router.proxy(proxy).stats.system += 1;
+            self.router.proxy(proxy).stats.outcomes.system += 1;
             let msg = format!(
                 "gave up after {} attempt{}; last: {cause}",
                 req.attempt,
@@ -418,8 +417,7 @@ impl Core {
             self.answer(
                 session,
                 request,
-                req.mode,
-                req.pos,
+                &req,
                 Status::System,
                 0,
                 msg.as_bytes(),
@@ -430,8 +428,7 @@ impl Core {
         req.state = ReqState::Redo;
         let p = self.router.proxy(proxy);
         p.redo += 1;
-        p.stats.retried += 1;
-        p.stats.redelivered += 1;
+        p.stats.outcomes.retried += 1;
         let at = now + micros(policy.backoff_after(failures));
         tracing::debug!("request {request} of proxy {proxy} retried: {cause}");
         self.timers.at(at, Timer::Redo(session, request));
@@ -471,7 +468,7 @@ impl Core {
             ReqState::Delivered => {
                 self.reqs.remove(&(session, request));
                 let name = self.abandon_delivery(session, request, Fate::Late);
-                self.router.proxy(req.proxy).stats.timeout += 1;
+                self.router.proxy(req.proxy).stats.outcomes.timeout += 1;
                 let msg = format!(
                     "no answer within the deadline: worker {} still held it; a late answer \
                      will be dropped",
@@ -480,8 +477,7 @@ impl Core {
                 self.answer(
                     session,
                     request,
-                    req.mode,
-                    req.pos,
+                    &req,
                     Status::Timeout,
                     0,
                     msg.as_bytes(),
@@ -496,13 +492,8 @@ impl Core {
         let Some(req) = self.reqs.remove(&(session, request)) else {
             return;
         };
-        let p = self.router.proxy(req.proxy);
-        match req.state {
-            ReqState::Queued => p.queued = p.queued.saturating_sub(1),
-            ReqState::Redo => p.redo = p.redo.saturating_sub(1),
-            ReqState::Delivered => {}
-        }
-        p.stats.expired += 1;
+        self.unqueue(&req);
+        self.router.proxy(req.proxy).stats.outcomes.expired += 1;
         let msg = if req.attempt == 0 {
             format!(
                 "expired in the queue of proxy {}: its deadline passed before any worker took \
@@ -520,8 +511,7 @@ impl Core {
         self.answer(
             session,
             request,
-            req.mode,
-            req.pos,
+            &req,
             Status::Timeout,
             0,
             msg.as_bytes(),

@@ -482,6 +482,35 @@ impl Core {
         self.timers.at(next, Timer::Keepalive(t, id));
     }
 
+    /// Drops timers whose subject is gone, once stale ones are the most: a timer is not
+    /// removed when what it watches ends early (a request answered long before its
+    /// deadline), so without this the heap would hold one entry per request of the last
+    /// timeout's worth of traffic. Amortised O(1) per timer set.
+    fn compact_timers(&mut self) {
+        let live = self.reqs.len() + self.flights.len() + self.conns.len() + self.sessions.len();
+        if self.timers.len() < 4096 || self.timers.len() < 4 * (live + 1) {
+            return;
+        }
+        let (reqs, flights, conns, sessions) =
+            (&self.reqs, &self.flights, &self.conns, &self.sessions);
+        let conn_is = |t: Token, id: ConnId| {
+            conns
+                .get(t)
+                .and_then(|c| c.as_ref())
+                .is_some_and(|c| c.id == id)
+        };
+        self.timers.retain(|t| match *t {
+            Timer::Keepalive(t, id) | Timer::Greeting(t, id) | Timer::Overdue(t, id) => {
+                conn_is(t, id)
+            }
+            Timer::SessionTtl(s) => sessions.contains_key(&s),
+            Timer::Deadline(s, r) => reqs.contains_key(&(s, r)),
+            Timer::Redo(s, r) => reqs.get(&(s, r)).is_some_and(|q| q.state == ReqState::Redo),
+            Timer::Service(tag) => flights.get(tag).is_some(),
+            Timer::AckFlush => true,
+        });
+    }
+
     /// A short tag for a session id in statistics, keyed by a secret of this hub run so it
     /// tells nothing about the id.
     fn session_tag(&self, id: SessionId) -> u32 {

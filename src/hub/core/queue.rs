@@ -60,13 +60,12 @@ impl FairQueue {
             if lane.parked {
                 continue;
             }
+            // An empty lane stays (with its buffer) until its session is forgotten: a caller
+            // that keeps one request waiting at a time does not allocate a lane per request.
             let Some(id) = lane.ids.pop_front() else {
-                self.lanes.remove(&session);
                 continue;
             };
-            if lane.ids.is_empty() {
-                self.lanes.remove(&session);
-            } else {
+            if !lane.ids.is_empty() {
                 lane.in_ring = true;
                 self.ring.push_back(session);
             }
@@ -88,12 +87,22 @@ impl FairQueue {
             return;
         };
         lane.parked = false;
-        if lane.ids.is_empty() {
-            self.lanes.remove(&session);
-        } else if !lane.in_ring {
+        if !lane.ids.is_empty() && !lane.in_ring {
             lane.in_ring = true;
             self.ring.push_back(session);
         }
+    }
+
+    /// Drops `session`'s lane if it is empty (the session is gone).
+    pub fn forget(&mut self, session: SessionId) {
+        if self.lanes.get(&session).is_some_and(|l| l.ids.is_empty()) {
+            self.lanes.remove(&session);
+        }
+    }
+
+    /// Lanes held, empty ones included.
+    pub fn lanes(&self) -> usize {
+        self.lanes.len()
     }
 
     /// Entries held, stale ones included.
@@ -142,5 +151,8 @@ mod tests {
         assert_eq!(q.pop(), Some((SessionId(1), 3)));
         assert_eq!(q.pop(), None);
         assert_eq!(q.entries(), 0);
+        q.forget(SessionId(1));
+        q.forget(SessionId(2));
+        assert_eq!(q.lanes(), 0);
     }
 }

@@ -35,18 +35,6 @@ pub const ACCEPT_FIXED: usize = 48;
 /// Fixed bytes of a REPLY payload before the body.
 pub const REPLY_FIXED: usize = 24;
 
-/// A decoded ACCEPT.
-pub struct Accept<'a> {
-    pub session: u64,
-    pub request: u64,
-    pub proxy: i32,
-    pub flags: u32,
-    pub accepted_us: u64,
-    pub deadline_us: u64,
-    pub hops: u32,
-    pub body: &'a [u8],
-}
-
 /// A decoded REPLY.
 pub struct Reply<'a> {
     pub session: u64,
@@ -91,31 +79,27 @@ pub fn accept_head(a: &AcceptHead) -> [u8; ACCEPT_FIXED] {
     h
 }
 
-/// Decodes an ACCEPT payload of `kind` (either format); None if it is too short.
-pub fn accept(kind: u8, p: &[u8]) -> Option<Accept<'_>> {
-    match kind {
-        ACCEPT => (p.len() >= ACCEPT_FIXED).then(|| Accept {
-            session: u64_at(p, 0),
-            request: u64_at(p, 8),
-            proxy: u32_at(p, 16) as i32,
-            flags: u32_at(p, 20),
-            accepted_us: u64_at(p, 24),
-            deadline_us: u64_at(p, 32),
-            hops: u32_at(p, 40),
-            body: &p[ACCEPT_FIXED..],
-        }),
-        ACCEPT_V1 => (p.len() >= ACCEPT_V1_FIXED).then(|| Accept {
-            session: u64_at(p, 0),
-            request: u64_at(p, 8),
-            proxy: u32_at(p, 16) as i32,
-            flags: u32_at(p, 20),
-            accepted_us: u64_at(p, 24),
-            deadline_us: 0,
-            hops: 0,
-            body: &p[ACCEPT_V1_FIXED..],
-        }),
-        _ => None,
+/// Decodes an ACCEPT payload of `kind` (either format) into its fixed fields and its body;
+/// None if it is too short. Kind-1 records have no deadline and no hops.
+pub fn accept(kind: u8, p: &[u8]) -> Option<(AcceptHead, &[u8])> {
+    let (fixed, v2) = match kind {
+        ACCEPT => (ACCEPT_FIXED, true),
+        ACCEPT_V1 => (ACCEPT_V1_FIXED, false),
+        _ => return None,
+    };
+    if p.len() < fixed {
+        return None;
     }
+    let head = AcceptHead {
+        session: u64_at(p, 0),
+        request: u64_at(p, 8),
+        proxy: u32_at(p, 16) as i32,
+        flags: u32_at(p, 20),
+        accepted_us: u64_at(p, 24),
+        deadline_us: if v2 { u64_at(p, 32) } else { 0 },
+        hops: if v2 { u32_at(p, 40) } else { 0 },
+    };
+    Some((head, &p[fixed..]))
 }
 
 /// The fixed part of a REPLY record.

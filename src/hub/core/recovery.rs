@@ -27,7 +27,7 @@ impl Recovered {
     pub fn record(&mut self, pos: Pos, kind: u8, payload: &[u8]) {
         match kind {
             records::ACCEPT | records::ACCEPT_V1 => {
-                if let Some(a) = records::accept(kind, payload) {
+                if let Some((a, _)) = records::accept(kind, payload) {
                     let key = (a.session, a.request);
                     self.accepts.insert(key, pos);
                     // A forward starts the count again.
@@ -89,7 +89,7 @@ impl Core {
                 .store
                 .read(pos)
                 .and_then(|(k, p)| records::accept(k, p))
-                .map(|a| (a.proxy, a.deadline_us, a.hops, a.flags))
+                .map(|(a, _)| (a.proxy, a.deadline_us, a.hops, a.flags))
             else {
                 continue;
             };

@@ -2,9 +2,7 @@
 
 use super::conn::Role;
 use super::{Core, Micros};
-use crate::hub::stats::{
-    CallerSnapshot, HubSnapshot, Outcomes, ProxySnapshot, Snapshot, WorkerSnapshot,
-};
+use crate::hub::stats::{CallerSnapshot, HubSnapshot, ProxySnapshot, Snapshot, WorkerSnapshot};
 
 impl Core {
     /// The statistics document.
@@ -59,22 +57,14 @@ impl Core {
                     queued: p.queued,
                     redo: p.redo,
                     requests: s.requests,
-                    replies: s.replies,
-                    errors: s.app_fail + s.system + s.timeout + s.expired,
+                    replies: s.outcomes.ok,
+                    errors: s.outcomes.app_fail
+                        + s.outcomes.system
+                        + s.outcomes.timeout
+                        + s.outcomes.expired,
                     no_route: s.no_route,
-                    redelivered: s.redelivered,
-                    outcomes: Outcomes {
-                        ok: s.replies,
-                        app_fail: s.app_fail,
-                        system: s.system,
-                        timeout: s.timeout,
-                        expired: s.expired,
-                        cancelled: s.cancelled,
-                        retried: s.retried,
-                        queued: s.queued,
-                        late: s.late,
-                        forwarded: s.forwarded,
-                    },
+                    redelivered: s.outcomes.retried,
+                    outcomes: s.outcomes.clone(),
                     p50_us: s.latency.quantile(0.5),
                     p99_us: s.latency.quantile(0.99),
                     mean_us: s.latency.mean(),

@@ -564,3 +564,47 @@ fn an_idle_core_sets_no_timer_per_request() {
         "async requests need no timer"
     );
 }
+
+#[test]
+fn timers_of_answered_requests_do_not_pile_up() {
+    let mut h = H::new(Policies::default());
+    h.caller(1, 100);
+    h.worker(2, &[5], 100_000);
+    for i in 1..=20_000 {
+        // Sync calls with a 60 s deadline, each answered at once.
+        h.request(1, i, 5, 0, 60_000, "x");
+        let d = h.deliveries(2);
+        h.result(2, d[0].0, Status::Ok, "y").unwrap();
+    }
+    assert!(
+        h.core.timers.len() < 8192,
+        "{} timers held for no live request",
+        h.core.timers.len()
+    );
+    assert_eq!(h.replies(1).len(), 20_000);
+}
+
+#[test]
+fn a_newer_peer_is_answered_with_this_hubs_version_and_an_older_one_with_its_own() {
+    let mut h = H::new(Policies::default());
+    for (t, asked, got) in [(1, 3u16, wire::VERSION), (2, 1, 1)] {
+        h.core.open(t, "peer".into(), h.now);
+        let mut b = Vec::new();
+        wire::encode_hello(&mut b, WireRole::Caller, 7 + t as u64, 0, b"c", b"", &[]);
+        // The version follows the 8-byte header and the 4-byte magic.
+        b[12..14].copy_from_slice(&asked.to_be_bytes());
+        h.feed(t, &b).unwrap();
+        assert_eq!(h.core.conn(t).unwrap().version, got);
+    }
+    // A version-1 worker gets DELIVER without the time left (type 0x20).
+    h.core.open(3, "old worker".into(), h.now);
+    let mut b = Vec::new();
+    wire::encode_hello(&mut b, WireRole::Worker, 1, 10, b"w", b"", &[5]);
+    b[12..14].copy_from_slice(&1u16.to_be_bytes());
+    h.feed(3, &b).unwrap();
+    h.out(3);
+    h.request(1, 1, 5, 0, 1000, "x");
+    let out = &h.core.conn(3).unwrap().out;
+    let first_deliver = out[4];
+    assert_eq!(first_deliver, wire::FrameType::Deliver as u8);
+}

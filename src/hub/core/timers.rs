@@ -55,6 +55,11 @@ impl Timers {
         }
     }
 
+    /// Keeps only the timers for which `keep` holds.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Timer) -> bool) {
+        self.heap.retain(|Reverse((_, t))| keep(t));
+    }
+
     /// Entries held (stale ones included).
     pub fn len(&self) -> usize {
         self.heap.len()
