@@ -364,7 +364,7 @@ fn a_restarted_hub_gets_its_address_back_at_once() {
             Command::new(dco_bin())
                 .args(["hub", "--listen", &listen, "--data"])
                 .arg(dir.path())
-                .env("DCO_LOG", "warn")
+                .env("DCO_LOG", "error")
                 .spawn()
                 .unwrap(),
         )
@@ -440,7 +440,7 @@ fn stats_count_callers_workers_and_proxies() {
 fn bench_runs_end_to_end() {
     let out = Command::new(dco_bin())
         .args(["bench", "--quick", "--rounds", "200", "--requests", "5000"])
-        .env("DCO_LOG", "warn")
+        .env("DCO_LOG", "error")
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -272,6 +272,10 @@ fn a_cancelled_request_stays_cancelled_across_a_restart() {
     let a = s.send(1, false, false).unwrap();
     s.flush().unwrap();
     s.cancel(a).unwrap();
+    // A buffered request cancelled before it is written: its CANCEL follows it.
+    s.write(b"cancel me").unwrap();
+    let buffered = s.send(1, true, false).unwrap();
+    s.cancel(buffered).unwrap();
     s.write(b"keep me").unwrap();
     let b = s.send(1, false, false).unwrap();
     s.flush().unwrap();
@@ -289,8 +293,10 @@ fn a_cancelled_request_stays_cancelled_across_a_restart() {
         s.read(b, Some(Duration::from_secs(20))).unwrap().body,
         b"keep me"
     );
-    let e = s.read(a, Some(Duration::ZERO)).unwrap_err();
-    assert_eq!(e.status, Status::Cancelled);
+    for id in [a, buffered] {
+        let e = s.read(id, Some(Duration::ZERO)).unwrap_err();
+        assert_eq!(e.status, Status::Cancelled);
+    }
     assert_eq!(seen.load(Ordering::SeqCst), 0, "a cancelled request ran");
 }
 

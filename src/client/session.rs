@@ -580,7 +580,9 @@ impl Session {
                     ),
                 )
             }
-            (Status::Timeout, _) => {
+            // Sync: the call is over, and so is the request (the hub also expires it at its
+            // deadline).
+            (Status::Timeout | Status::NotConnected, Park::No) => {
                 self.give_up(id);
                 e
             }
@@ -596,19 +598,21 @@ impl Session {
     }
 
     /// Writes the pending cancels if connected (they go again on the next connection if not).
+    /// A cancel of a request still buffered waits for its request: it follows it in the write
+    /// that sends it (a CANCEL before its REQUEST would find nothing to cancel).
     fn send_cancels(&mut self) {
         if self.cancel_ids.is_empty() {
             return;
         }
-        if let Some(conn) = self.conn.as_mut() {
-            for id in &self.cancel_ids {
-                wire::encode_cancel(&mut conn.out, *id);
-            }
-            if conn.flush().is_ok() {
-                self.cancel_ids.clear();
-            } else {
-                self.drop_connection();
-            }
+        let upto = self.written_id;
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        encode_cancels(&mut conn.out, &self.cancel_ids, upto);
+        if conn.flush().is_ok() {
+            self.cancel_ids.retain(|id| *id > upto);
+        } else {
+            self.drop_connection();
         }
     }
 
@@ -643,12 +647,6 @@ impl Session {
                 body: CANCELLED.to_vec(),
             },
         );
-        if let Ok(i) = self.entries.binary_search_by_key(&id, |e| e.id) {
-            // Not written yet: never sent at all.
-            if id > self.written_id {
-                self.entries[i].answered = true;
-            }
-        }
         self.send_cancels();
         Ok(())
     }
@@ -807,9 +805,11 @@ impl Session {
             let from = self.entries[i].start - self.log_base;
             conn.out.extend_from_slice(&self.log[from..]);
         }
-        for id in self.cancel_ids.drain(..) {
-            wire::encode_cancel(&mut conn.out, id);
-        }
+        let upto = self
+            .entries
+            .back()
+            .map_or(self.written_id, |last| self.written_id.max(last.id));
+        encode_cancels(&mut conn.out, &self.cancel_ids, upto);
         if let Err(e) = conn.flush() {
             self.drop_connection();
             return Err(Error::new(
@@ -817,9 +817,8 @@ impl Session {
                 format!("sending to the hub failed: {e}"),
             ));
         }
-        if let Some(last) = self.entries.back() {
-            self.written_id = self.written_id.max(last.id);
-        }
+        self.written_id = upto;
+        self.cancel_ids.retain(|id| *id > upto);
         Ok(())
     }
 
@@ -1084,17 +1083,24 @@ impl Session {
             wire::encode_done(&mut conn.out, &self.done_ids);
             self.done_ids.clear();
         }
-        // Cancels go after the requests they name (a buffered request is written later, with
-        // its cancel after it).
-        if self.entries.back().is_none_or(|e| e.id <= self.written_id) {
-            for id in self.cancel_ids.drain(..) {
-                wire::encode_cancel(&mut conn.out, id);
+        // Cancels go after the requests they name. The hub may not have had those of requests
+        // cancelled and not yet read before the connection was lost: they go again (a CANCEL
+        // the hub already had does nothing).
+        let upto = self.written_id;
+        encode_cancels(&mut conn.out, &self.cancel_ids, upto);
+        for (id, p) in &self.pending {
+            if matches!(p, Pending::Done { status, body, .. }
+                if *status == Status::Cancelled.code() && body.as_slice() == CANCELLED)
+                && !self.cancel_ids.contains(id)
+            {
+                wire::encode_cancel(&mut conn.out, *id);
             }
         }
         if conn.flush().is_err() {
             self.drop_connection();
             return Err(not_connected());
         }
+        self.cancel_ids.retain(|id| *id > upto);
         Ok(())
     }
 
@@ -1152,6 +1158,13 @@ impl Drop for Session {
                 let _ = conn.flush();
             }
         }
+    }
+}
+
+/// Appends a CANCEL for each of `ids` up to `upto` (requests already written).
+fn encode_cancels(out: &mut Vec<u8>, ids: &[u64], upto: u64) {
+    for id in ids.iter().filter(|id| **id <= upto) {
+        wire::encode_cancel(out, *id);
     }
 }
 

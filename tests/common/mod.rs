@@ -1,4 +1,6 @@
-//! Shared test harness: real `dco` processes on free ports, killed when dropped.
+//! Shared test harness: real `dco` processes on free ports, killed when dropped. They log
+//! errors only: the warnings the tests provoke on purpose would fill the screen of a passing
+//! run (set DCO_LOG in a process's environment here to see them).
 #![allow(dead_code)]
 
 pub mod cbuild;
@@ -91,7 +93,7 @@ fn spawn_hub(listen: &str, dir: &Path, extra: &[String]) -> (Proc, String) {
         .arg("--data")
         .arg(dir)
         .args(extra)
-        .env("DCO_LOG", "warn")
+        .env("DCO_LOG", "error")
         .stdin(Stdio::null())
         .spawn()
         .expect("spawn dco hub");
@@ -208,7 +210,7 @@ pub fn slow_echo_worker(hub: &str, proxy: i32, delay_ms: u64) -> Proc {
     let child = Command::new(dco_bin())
         .args(["worker", "echo", "--proxy", &proxy.to_string()])
         .args(["--delay-ms", &delay_ms.to_string(), "--hub", hub])
-        .env("DCO_LOG", "warn")
+        .env("DCO_LOG", "error")
         .stdin(Stdio::null())
         .spawn()
         .expect("spawn dco worker");
@@ -226,7 +228,7 @@ pub fn echo_worker(hub: &str, proxy: i32) -> Proc {
             "--hub",
             hub,
         ])
-        .env("DCO_LOG", "warn")
+        .env("DCO_LOG", "error")
         .stdin(Stdio::null())
         .spawn()
         .expect("spawn dco worker");

@@ -69,7 +69,12 @@ impl Core {
                 return;
             }
             // Suspects first, each to a worker holding nothing else.
-            if let Some(w) = self.free_worker(proxy, true) {
+            let suspects = self
+                .router
+                .proxies
+                .get(&proxy)
+                .is_some_and(|p| !p.solo.is_empty());
+            if let Some(w) = suspects.then(|| self.free_worker(proxy, true)).flatten() {
                 if let Some((session, id)) = self.router.proxy(proxy).solo.pop_front() {
                     let live = self.reqs.get(&(session, id)).is_some_and(|r| {
                         r.state == ReqState::Queued && r.proxy == proxy && r.suspect
