@@ -74,6 +74,8 @@ impl Core {
                     inflight: 0,
                     overdue: 0,
                     solo: false,
+                    watch: Default::default(),
+                    watch_due: None,
                     delivered: 0,
                     results: 0,
                     failures: 0,

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use super::{ConnId, Micros, SessionId};
+use super::{ConnId, Micros, SessionId, Tag};
 use crate::journal::Pos;
 
 /// Index of a connection in the core's table (the shell's poll token). Reused once the
@@ -41,6 +41,12 @@ pub struct WorkerConn {
     pub overdue: u32,
     /// Holds a suspect delivery (see the core's `Req::suspect`): no other work meanwhile.
     pub solo: bool,
+    /// Its deliveries that have a service-time limit, oldest first: (limit's end, tag).
+    /// Answered ones leave from the front as results come, the rest when the worker's one
+    /// Service timer comes due.
+    pub watch: VecDeque<(Micros, Tag)>,
+    /// When the earliest Service timer set for this worker comes due (None: none set).
+    pub watch_due: Option<Micros>,
     /// Deliveries made.
     pub delivered: u64,
     /// Results received.

@@ -5,7 +5,7 @@
 use super::conn::{Conn, Role, Token};
 use super::flights::{Fate, Flight};
 use super::records::{self, AcceptHead};
-use super::router::WorkerRef;
+use super::router::{Proxy, WorkerRef};
 use super::timers::Timer;
 use super::OUT_PAUSE;
 use super::{micros, protocol, ConnId, Core, Fatal, Micros, ReqState, SessionId, Tag};
@@ -17,90 +17,41 @@ use crate::wire::{self, DeliverHead};
 const WORKER_OUT_LIMIT: usize = 8 * 1024 * 1024;
 
 impl Core {
-    /// The least busy worker of `proxy` with room (with `idle`, holding nothing), if any.
-    /// While suspects wait for an idle worker, the least busy worker takes no other work, so
-    /// that one drains for them.
-    fn free_worker(&self, proxy: i32, idle: bool) -> Option<WorkerRef> {
-        let p = self.router.proxies.get(&proxy)?;
-        let reserved = if !idle && !p.solo.is_empty() {
-            p.workers
-                .iter()
-                .filter_map(|w| match self.conn(w.token).map(|c| &c.role) {
-                    Some(Role::Worker(wk)) if !wk.solo && wk.overdue == 0 => {
-                        Some((*w, wk.inflight))
-                    }
-                    _ => None,
-                })
-                .min_by_key(|(_, n)| *n)
-                .map(|(w, _)| w)
-        } else {
-            None
-        };
-        let mut best: Option<(WorkerRef, u32)> = None;
-        for w in p.workers.iter().filter(|w| Some(**w) != reserved) {
-            let Some(c) = self.conn(w.token).filter(|c| c.id == w.conn) else {
-                continue;
-            };
-            if let Role::Worker(wk) = &c.role {
-                if !c.closing
-                    && wk.overdue == 0
-                    && !wk.solo
-                    && (!idle || wk.inflight == 0)
-                    && wk.inflight < wk.capacity
-                    && c.pending_out() < WORKER_OUT_LIMIT
-                    && best.is_none_or(|(_, n)| wk.inflight < n)
-                {
-                    best = Some((*w, wk.inflight));
-                }
-            }
-        }
-        best.map(|(w, _)| w)
-    }
-
     /// Hands waiting requests of `proxy` to its least busy workers while any has room.
     pub(super) fn dispatch(&mut self, proxy: i32, now: Micros) {
         loop {
-            if self
-                .router
-                .proxies
-                .get(&proxy)
-                .is_none_or(|p| p.queued == 0)
-            {
+            // One lookup of the proxy per request handed out; the borrows below are of
+            // disjoint fields of the core.
+            let Some(p) = self.router.proxies.get_mut(&proxy) else {
+                return;
+            };
+            if p.queued == 0 {
                 return;
             }
             // Suspects first, each to a worker holding nothing else.
-            let suspects = self
-                .router
-                .proxies
-                .get(&proxy)
-                .is_some_and(|p| !p.solo.is_empty());
-            if let Some(w) = suspects.then(|| self.free_worker(proxy, true)).flatten() {
-                if let Some((session, id)) = self.router.proxy(proxy).solo.pop_front() {
-                    let live = self.reqs.get(&(session, id)).is_some_and(|r| {
-                        r.state == ReqState::Queued && r.proxy == proxy && r.suspect
-                    });
-                    if live {
-                        self.router.proxy(proxy).queued -= 1;
-                        self.deliver(w, session, id, now);
+            if !p.solo.is_empty() {
+                if let Some(w) = free_worker(p, &self.conns, true) {
+                    if let Some((session, id)) = p.solo.pop_front() {
+                        let live = self.reqs.get(&(session, id)).is_some_and(|r| {
+                            r.state == ReqState::Queued && r.proxy == proxy && r.suspect
+                        });
+                        if live {
+                            p.queued -= 1;
+                            self.deliver(w, session, id, now);
+                        }
+                        continue;
                     }
-                    continue;
                 }
             }
-            let Some(w) = self.free_worker(proxy, false) else {
+            let Some(w) = free_worker(p, &self.conns, false) else {
                 return;
             };
-            let Some((session, id)) = self
-                .router
-                .proxies
-                .get_mut(&proxy)
-                .and_then(|p| p.queue.pop())
-            else {
+            let Some((session, id)) = p.queue.pop() else {
                 // Only parked lanes are left.
                 return;
             };
-            let key = (session, id);
             // An entry whose request was cancelled, expired or moved on is stale.
-            let Some(req) = self.reqs.get(&key).copied() else {
+            let Some(req) = self.reqs.get(&(session, id)) else {
                 continue;
             };
             if req.state != ReqState::Queued || req.proxy != proxy {
@@ -110,20 +61,20 @@ impl Core {
                 self.expire(session, id, now);
                 continue;
             }
-            // A caller that does not read its replies gets no more until it does: its lane is
-            // parked (the queue goes on for the others) until its output drains, so the hub's
-            // memory stays bounded.
-            let backlogged = self
-                .sessions
-                .get(&session)
-                .and_then(|ss| ss.conn)
-                .and_then(|(t, cid)| self.conn(t).filter(|c| c.id == cid))
-                .is_some_and(|c| c.pending_out() > OUT_PAUSE);
-            let p = self.router.proxy(proxy);
             if req.suspect {
                 p.solo.push_back((session, id));
                 continue;
             }
+            // A caller that does not read its replies gets no more until it does: its lane is
+            // parked (the queue goes on for the others) until its output drains, so the hub's
+            // memory stays bounded.
+            let conns = &self.conns;
+            let backlogged = self
+                .sessions
+                .get(&session)
+                .and_then(|ss| ss.conn)
+                .and_then(|(t, cid)| conns.get(t)?.as_ref().filter(|c| c.id == cid))
+                .is_some_and(|c| c.pending_out() > OUT_PAUSE);
             if backlogged {
                 p.queue.push_front(session, id);
                 p.queue.park(session);
@@ -199,18 +150,28 @@ impl Core {
         };
         wire::encode_deliver(&mut c.out, &head, body);
         c.last_tx = now;
+        let mut arm = false;
         if let Role::Worker(wk) = &mut c.role {
             wk.inflight += 1;
             wk.delivered += 1;
             wk.solo |= suspect;
+            if service != 0 {
+                let at = now + service;
+                wk.watch.push_back((at, tag));
+                // Limits differ between proxies: a later delivery may be due first.
+                if wk.watch_due.is_none_or(|d| at < d) {
+                    wk.watch_due = Some(at);
+                    arm = true;
+                }
+            }
         }
         if !c.dirty {
             c.dirty = true;
             self.dirty.push(w.token);
         }
-        if service != 0 {
-            self.timers.at(now + service, Timer::Service(tag));
-            self.compact_timers();
+        if arm {
+            self.timers
+                .at(now + service, Timer::Service(w.token, w.conn));
         }
         let rec = records::deliver(session.0, id, attempt, failures);
         if let Err(e) = self.store.append(records::DELIVER, &[&rec], false) {
@@ -221,25 +182,21 @@ impl Core {
     /// Takes the flight under `tag` from worker `t`, which must hold it.
     fn take_flight(&mut self, t: Token, tag: Tag, what: &str) -> Result<Flight, Fatal> {
         let conn = self.conn(t).map(|c| c.id);
-        let Some(f) = self
-            .flights
-            .get(tag)
-            .filter(|f| Some(f.worker.conn) == conn)
-        else {
+        let f = match self.flights.get(tag) {
+            Some(f) if Some(f.worker.conn) == conn => self.flights.remove(tag),
+            _ => None,
+        };
+        let Some(f) = f else {
             return Err(protocol(format!(
                 "{what} for tag {:#x}, which was not delivered to this worker",
                 tag.0
             )));
         };
-        let _ = f;
-        let f = self
-            .flights
-            .remove(tag)
-            .ok_or_else(|| protocol("flight vanished"))?;
+        let flights = &self.flights;
         if let Some(Conn {
             role: Role::Worker(w),
             ..
-        }) = self.conn_mut(t)
+        }) = self.conns.get_mut(t).and_then(|c| c.as_mut())
         {
             w.inflight = w.inflight.saturating_sub(1);
             w.results += 1;
@@ -248,6 +205,18 @@ impl Core {
             }
             if f.fate == Fate::Overdue {
                 w.overdue = w.overdue.saturating_sub(1);
+            }
+            // Answered deliveries leave the front of the watch list. Those answered while an
+            // older one is still held wait behind it, up to a bound.
+            while w
+                .watch
+                .front()
+                .is_some_and(|(_, t)| flights.get(*t).is_none())
+            {
+                w.watch.pop_front();
+            }
+            if w.watch.len() > 2 * w.inflight as usize + 64 {
+                w.watch.retain(|(_, t)| flights.get(*t).is_some());
             }
         }
         Ok(f)
@@ -556,10 +525,50 @@ impl Core {
         Some(name)
     }
 
+    /// A worker's Service timer: each delivery it has held past its service-time limit makes
+    /// it overdue (see [`Core::delivery_overdue`]); the timer is set again for the next limit.
+    pub(super) fn service_due(&mut self, t: Token, id: ConnId, now: Micros) {
+        let Some(Conn {
+            role: Role::Worker(wk),
+            ..
+        }) = self
+            .conns
+            .get_mut(t)
+            .and_then(|c| c.as_mut())
+            .filter(|c| c.id == id)
+        else {
+            return;
+        };
+        let flights = &self.flights;
+        let mut due = Vec::new();
+        wk.watch.retain(|(at, tag)| {
+            let live = flights.get(*tag).is_some_and(|f| f.fate == Fate::Live);
+            if live && *at <= now {
+                due.push(*tag);
+                return false;
+            }
+            live
+        });
+        // One timer for the earliest limit left, unless one set earlier already covers it.
+        let next = wk.watch.iter().map(|(at, _)| *at).min();
+        let covered = wk
+            .watch_due
+            .is_some_and(|d| d > now && next.is_some_and(|n| d <= n));
+        if !covered {
+            wk.watch_due = next;
+            if let Some(at) = next {
+                self.timers.at(at, Timer::Service(t, id));
+            }
+        }
+        for tag in due {
+            self.delivery_overdue(tag, now);
+        }
+    }
+
     /// A delivery's service-time limit passed with no answer: the worker is overdue. The
     /// request goes to the redo queue, the worker gets no new work and is dropped if it has
     /// not answered within the grace period.
-    pub(super) fn service_due(&mut self, tag: Tag, now: Micros) {
+    fn delivery_overdue(&mut self, tag: Tag, now: Micros) {
         let Some(f) = self.flights.get_mut(tag) else {
             return;
         };
@@ -651,4 +660,44 @@ impl Core {
             })
             .unwrap_or_else(|| "?".into())
     }
+}
+
+/// The least busy worker of `p` with room (with `idle`, holding nothing), if any. While
+/// suspects wait for an idle worker, the least busy worker takes no other work, so that one
+/// drains for them.
+fn free_worker(p: &Proxy, conns: &[Option<Conn>], idle: bool) -> Option<WorkerRef> {
+    let worker = |w: &WorkerRef| {
+        let c = conns.get(w.token)?.as_ref().filter(|c| c.id == w.conn)?;
+        match &c.role {
+            Role::Worker(wk) => Some((c, wk)),
+            _ => None,
+        }
+    };
+    let reserved = if !idle && !p.solo.is_empty() {
+        p.workers
+            .iter()
+            .filter_map(|w| worker(w).map(|(_, wk)| (w, wk)))
+            .filter(|(_, wk)| !wk.solo && wk.overdue == 0)
+            .min_by_key(|(_, wk)| wk.inflight)
+            .map(|(w, _)| *w)
+    } else {
+        None
+    };
+    let mut best: Option<(WorkerRef, u32)> = None;
+    for w in p.workers.iter().filter(|w| Some(**w) != reserved) {
+        let Some((c, wk)) = worker(w) else {
+            continue;
+        };
+        if !c.closing
+            && wk.overdue == 0
+            && !wk.solo
+            && (!idle || wk.inflight == 0)
+            && wk.inflight < wk.capacity
+            && c.pending_out() < WORKER_OUT_LIMIT
+            && best.is_none_or(|(_, n)| wk.inflight < n)
+        {
+            best = Some((*w, wk.inflight));
+        }
+    }
+    best.map(|(w, _)| w)
 }

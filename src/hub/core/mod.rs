@@ -362,7 +362,7 @@ impl Core {
                 Timer::SessionTtl(s) => self.session_ttl_due(s, now),
                 Timer::Deadline(s, r) => self.deadline_due(s, r, now),
                 Timer::Redo(s, r) => self.redo_due(s, r, now),
-                Timer::Service(tag) => self.service_due(tag, now),
+                Timer::Service(t, id) => self.service_due(t, id, now),
                 Timer::Overdue(t, id) => self.overdue_due(t, id, now),
                 Timer::AckFlush => {
                     self.ack_flush_set = false;
@@ -487,12 +487,11 @@ impl Core {
     /// deadline), so without this the heap would hold one entry per request of the last
     /// timeout's worth of traffic. Amortised O(1) per timer set.
     fn compact_timers(&mut self) {
-        let live = self.reqs.len() + self.flights.len() + self.conns.len() + self.sessions.len();
+        let live = self.reqs.len() + self.conns.len() + self.sessions.len();
         if self.timers.len() < 4096 || self.timers.len() < 4 * (live + 1) {
             return;
         }
-        let (reqs, flights, conns, sessions) =
-            (&self.reqs, &self.flights, &self.conns, &self.sessions);
+        let (reqs, conns, sessions) = (&self.reqs, &self.conns, &self.sessions);
         let conn_is = |t: Token, id: ConnId| {
             conns
                 .get(t)
@@ -500,13 +499,13 @@ impl Core {
                 .is_some_and(|c| c.id == id)
         };
         self.timers.retain(|t| match *t {
-            Timer::Keepalive(t, id) | Timer::Greeting(t, id) | Timer::Overdue(t, id) => {
-                conn_is(t, id)
-            }
+            Timer::Keepalive(t, id)
+            | Timer::Greeting(t, id)
+            | Timer::Overdue(t, id)
+            | Timer::Service(t, id) => conn_is(t, id),
             Timer::SessionTtl(s) => sessions.contains_key(&s),
             Timer::Deadline(s, r) => reqs.contains_key(&(s, r)),
             Timer::Redo(s, r) => reqs.get(&(s, r)).is_some_and(|q| q.state == ReqState::Redo),
-            Timer::Service(tag) => flights.get(tag).is_some(),
             Timer::AckFlush => true,
         });
     }

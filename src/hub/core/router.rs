@@ -1,7 +1,7 @@
 //! Which workers serve which proxy id, and each proxy's queue of requests waiting for a
 //! worker with room (one queue, many servers).
 
-use std::collections::HashSet;
+use ahash::AHashSet as HashSet;
 
 use ahash::AHashMap as HashMap;
 use std::io;

@@ -608,3 +608,24 @@ fn a_newer_peer_is_answered_with_this_hubs_version_and_an_older_one_with_its_own
     let first_deliver = out[4];
     assert_eq!(first_deliver, wire::FrameType::Deliver as u8);
 }
+
+#[test]
+fn a_short_service_limit_behind_a_long_one_is_kept() {
+    // One worker serves two proxies with different limits; the later, shorter one must not
+    // wait for the earlier, longer one.
+    let mut h = H::new(policies(&["5:service-ms=10000", "6:service-ms=500"]));
+    h.caller(1, 100);
+    h.worker(2, &[5, 6], 10);
+    h.request(1, 1, 5, 0, 0, "long");
+    h.request(1, 2, 6, 0, 0, "short");
+    let d = h.deliveries(2);
+    assert_eq!(d.len(), 2);
+    assert_eq!(d[1].4, "short");
+    h.advance(500);
+    assert!(
+        h.out(2).contains(&Out::Cancel(d[1].0)),
+        "the 500 ms limit was not kept"
+    );
+    assert_eq!(h.proxy_stats(6)["outcomes"]["retried"], 1);
+    assert_eq!(h.proxy_stats(5)["outcomes"]["retried"], 0);
+}

@@ -6,7 +6,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::{ConnId, Micros, SessionId, Tag, Token};
+use super::{ConnId, Micros, SessionId, Token};
 
 /// What comes due.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -22,8 +22,8 @@ pub enum Timer {
     Deadline(SessionId, u64),
     /// A request waiting in the redo queue is due for its next attempt.
     Redo(SessionId, u64),
-    /// A delivery's service-time limit.
-    Service(Tag),
+    /// The earliest service-time limit among a worker's deliveries.
+    Service(Token, ConnId),
     /// Drop a worker still holding a delivery past its service-time limit.
     Overdue(Token, ConnId),
     /// Send the acknowledgements owed and not yet sent.
