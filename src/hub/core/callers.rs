@@ -5,7 +5,9 @@ use super::records::{self, AcceptHead};
 use super::router::WorkerRef;
 use super::sessions::SessionState;
 use super::timers::Timer;
-use super::{micros, protocol, Core, Fatal, Micros, Mode, Req, ReqState, SessionId, ACK_DELAY};
+use super::{
+    micros, protocol, Core, Fatal, Micros, Mode, Req, ReqState, SessionId, Tag, ACK_DELAY,
+};
 use crate::hub::store;
 use crate::journal::Pos;
 use crate::status::Status;
@@ -257,6 +259,7 @@ impl Core {
                 mode,
                 state: ReqState::Queued,
                 suspect: false,
+                tag: Tag(0),
             },
         );
         if deadline_us != 0 {
@@ -298,7 +301,7 @@ impl Core {
         self.unqueue(&req);
         self.router.proxy(req.proxy).stats.outcomes.cancelled += 1;
         if req.state == ReqState::Delivered {
-            self.abandon_delivery(session, id, super::flights::Fate::Cancelled);
+            self.abandon_delivery(req.tag, super::flights::Fate::Cancelled);
         }
         let rec = records::done(session.0, id);
         let _ = self.store.append(records::DONE, &[&rec], false);

@@ -137,6 +137,7 @@ impl Core {
             fate: Fate::Live,
             accept_pos: req.pos,
         });
+        req.tag = tag;
         let Some(c) = self.conns.get_mut(w.token).and_then(|x| x.as_mut()) else {
             return;
         };
@@ -441,7 +442,7 @@ impl Core {
             ReqState::Queued | ReqState::Redo => self.expire(session, request, now),
             ReqState::Delivered => {
                 self.reqs.remove(&(session, request));
-                let name = self.abandon_delivery(session, request, Fate::Late);
+                let name = self.abandon_delivery(req.tag, Fate::Late);
                 self.router.proxy(req.proxy).stats.outcomes.timeout += 1;
                 let msg = format!(
                     "no answer within the deadline: worker {} still held it; a late answer \
@@ -493,16 +494,10 @@ impl Core {
         );
     }
 
-    /// Marks the live delivery of (`session`, `request`) with `fate` and tells its worker
-    /// (version 2) that it is cancelled. Returns the worker's name.
-    pub(super) fn abandon_delivery(
-        &mut self,
-        session: SessionId,
-        request: u64,
-        fate: Fate,
-    ) -> Option<String> {
-        let tag = self.flights.find(session, request)?;
-        let f = self.flights.get_mut(tag)?;
+    /// Marks the live delivery under `tag` with `fate` and tells its worker (version 2) that
+    /// it is cancelled. Returns the worker's name.
+    pub(super) fn abandon_delivery(&mut self, tag: Tag, fate: Fate) -> Option<String> {
+        let f = self.flights.get_mut(tag).filter(|f| f.fate == Fate::Live)?;
         f.fate = fate;
         let w = f.worker;
         let c = self
@@ -631,6 +626,9 @@ impl Core {
     pub(super) fn worker_gone(&mut self, me: WorkerRef, name: &str, proxies: &[i32], now: Micros) {
         self.router.remove_worker(me, proxies);
         let mut flights = self.flights.take_delivered_to(me);
+        if self.quitting {
+            return;
+        }
         flights.sort_by_key(|f| f.accept_pos);
         let live = flights.iter().filter(|f| f.fate == Fate::Live).count();
         for f in flights {

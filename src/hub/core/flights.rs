@@ -103,15 +103,6 @@ impl Flights {
         Some(f)
     }
 
-    /// The tag of the live delivery of (session, request), if any (a scan: for cancels).
-    pub fn find(&self, session: SessionId, request: u64) -> Option<Tag> {
-        self.slots.iter().enumerate().find_map(|(i, s)| {
-            let f = s.flight.as_ref()?;
-            (f.session == session && f.request == request && f.fate == Fate::Live)
-                .then(|| Tag(((s.generation as u64) << 32) | i as u64))
-        })
-    }
-
     /// Removes and returns every flight delivered to worker connection `worker`.
     pub fn take_delivered_to(&mut self, worker: WorkerRef) -> Vec<Flight> {
         let mut out = Vec::new();
@@ -163,7 +154,6 @@ mod tests {
         assert!(f.get(a).is_none());
         assert!(f.remove(a).is_none());
         assert!(f.get(b).is_some());
-        assert_eq!(f.find(SessionId(1), 1), Some(b));
         assert_eq!(f.len(), 1);
         assert!(f.get(Tag(u64::MAX)).is_none());
         let w = WorkerRef {

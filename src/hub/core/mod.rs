@@ -119,6 +119,8 @@ struct Req {
     /// It was held by a worker that died holding others too: which of them killed it is not
     /// known, so it is delivered alone (to a worker holding nothing else) until answered.
     suspect: bool,
+    /// Its delivery's tag while `Delivered`.
+    tag: Tag,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -158,6 +160,8 @@ pub struct Core {
     /// Connections the core closed: the shell drops their sockets.
     closes: Vec<(Token, ConnId, String)>,
     counters: Counters,
+    /// The hub is shutting down: connections that close now take nothing down with them.
+    quitting: bool,
     /// Keys the session tags shown in statistics.
     stats_key: ahash::RandomState,
     started_us: Micros,
@@ -187,6 +191,7 @@ impl Core {
             dirty: Vec::new(),
             closes: Vec::new(),
             counters: Counters::default(),
+            quitting: false,
             stats_key: ahash::RandomState::new(),
             started_us: now,
         };
@@ -377,8 +382,11 @@ impl Core {
         self.timers.next()
     }
 
-    /// The hub is quitting: every connection gets QUIT and is closed once written.
+    /// The hub is quitting: every connection gets QUIT and is closed once written. What
+    /// workers hold stays as it is journaled: the next start delivers it again, and the hub's
+    /// own stop is not counted against any request's attempts.
     pub fn quit(&mut self) {
+        self.quitting = true;
         for t in 0..self.conns.len() {
             if let Some(c) = self.conns[t].as_mut() {
                 if !c.closing {

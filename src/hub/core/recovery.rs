@@ -5,7 +5,7 @@ use ahash::AHashMap as HashMap;
 use super::records;
 use super::sessions::SessionState;
 use super::timers::Timer;
-use super::{micros, Core, Micros, Mode, Req, ReqState, SessionId};
+use super::{micros, Core, Micros, Mode, Req, ReqState, SessionId, Tag};
 use crate::journal::Pos;
 
 /// What recovery collects from the journal before the core rebuilds its state.
@@ -117,6 +117,7 @@ impl Core {
                     mode,
                     state: ReqState::Queued,
                     suspect: false,
+                    tag: Tag(0),
                 },
             );
             if deadline_us != 0 {

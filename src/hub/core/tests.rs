@@ -629,3 +629,20 @@ fn a_short_service_limit_behind_a_long_one_is_kept() {
     assert_eq!(h.proxy_stats(6)["outcomes"]["retried"], 1);
     assert_eq!(h.proxy_stats(5)["outcomes"]["retried"], 0);
 }
+
+#[test]
+fn the_hubs_own_shutdown_is_not_a_failed_attempt() {
+    let mut h = H::new(policies(&["5:attempts=1"]));
+    h.caller(1, 100);
+    h.worker(2, &[5], 10);
+    h.request(1, 1, 5, 0, 0, "x");
+    assert_eq!(h.deliveries(2).len(), 1);
+    h.core.quit();
+    h.core.closed(2, "closed by the hub", h.now);
+    let r = h.replies(1);
+    assert!(
+        !r.iter().any(|x| x.1 == Status::System),
+        "a request on its last attempt failed because the hub stopped: {r:?}"
+    );
+    assert_eq!(h.proxy_stats(5)["outcomes"]["retried"], 0);
+}
