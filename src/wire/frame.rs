@@ -818,6 +818,27 @@ mod tests {
     }
 
     #[test]
+    fn deliver_with_time_matches_the_protocol_example() {
+        // docs/PROTOCOL.md §13.
+        let mut b = Vec::new();
+        let d = DeliverHead {
+            tag: 1 << 32,
+            session: 0x0123_4567_89ab_cdef,
+            request: 1,
+            proxy: 7,
+            attempt: 1,
+            remaining_ms: Some(60_000),
+        };
+        encode_deliver(&mut b, &d, b"ping\n");
+        let want: [u8; 49] = [
+            0, 0, 0, 0x29, 0x23, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0x01, 0x23, 0x45, 0x67, 0x89,
+            0xab, 0xcd, 0xef, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0xea, 0x60,
+            b'p', b'i', b'n', b'g', b'\n',
+        ];
+        assert_eq!(b, want);
+    }
+
+    #[test]
     fn partial_frames_wait_for_more() {
         let mut b = Vec::new();
         encode_reply(&mut b, 1, 0, 0, b"hello");
