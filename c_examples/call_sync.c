@@ -1,12 +1,17 @@
 /*
  * call_sync.c: one synchronous call from C.
  *
- *   usage: call_sync [-t TIMEOUT_MS] PROXY TEXT [TEXT...]
+ *   usage: call_sync [-t TIMEOUT_MS] [-q] PROXY TEXT [TEXT...]
  *
  * Builds a request body on this thread's session, one line per TEXT (dco_line appends the
  * text and a newline); a TEXT of "-" appends standard input as it is, byte for byte
- * (dco_write). Then dco_call_sync sends the body to PROXY and waits for the reply, which is
- * written to standard output unchanged.
+ * (dco_write). Then dco_call sends the body to PROXY and waits up to TIMEOUT_MS for the reply,
+ * which is written to standard output unchanged.
+ *
+ * With -q (DCO_QUEUE_ON_TIMEOUT), a reply that takes longer than TIMEOUT_MS does not fail the
+ * call: dco_call returns DCO_E_QUEUED, the request goes on, and the program picks its parked
+ * answer up with dco_read_request(dco_last_request_id(), ...), as a program would after doing
+ * something else meanwhile.
  *
  * The hub is taken from DCO_HUB (a comma-separated failover list of host:port or unix:/path;
  * default 127.0.0.1:7790).
@@ -38,7 +43,7 @@ static int fail(const char *what, int64_t rc)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: call_sync [-t TIMEOUT_MS] PROXY TEXT [TEXT...]\n");
+    fprintf(stderr, "usage: call_sync [-t TIMEOUT_MS] [-q] PROXY TEXT [TEXT...]\n");
     return 2;
 }
 
@@ -74,11 +79,16 @@ static int append_stdin(void)
 int main(int argc, char **argv)
 {
     int32_t timeout_ms = 10000;
+    int32_t flags = 0;
     int i = 1;
     if (i + 1 < argc && strcmp(argv[i], "-t") == 0) {
         if (parse_i32(argv[i + 1], &timeout_ms) != 0)
             return usage();
         i += 2;
+    }
+    if (i < argc && strcmp(argv[i], "-q") == 0) {
+        flags = DCO_QUEUE_ON_TIMEOUT;
+        i += 1;
     }
     int32_t proxy;
     if (argc - i < 2 || parse_i32(argv[i], &proxy) != 0)
@@ -101,9 +111,19 @@ int main(int argc, char **argv)
      *    when it is larger than the buffer, only the buffer's worth was copied and the reply
      *    stays in the session under dco_last_request_id(), to be read whole. */
     uint8_t small[4096];
-    int64_t n = dco_call_sync(proxy, timeout_ms, small, sizeof small);
-    if (n < 0)
-        return fail("dco_call_sync", n);
+    int64_t n = dco_call(proxy, flags, timeout_ms, small, sizeof small);
+    if (n == DCO_E_QUEUED) {
+        /* Past the timeout the request went on; its answer is parked in the session, across
+         * reconnects and hub restarts. Here the program just waits for it. */
+        int64_t id = dco_last_request_id();
+        fprintf(stderr, "call_sync: request %lld queued; reading its answer later\n",
+                (long long)id);
+        n = dco_read_request(id, 60000, small, sizeof small);
+        if (n < 0)
+            return fail("dco_read_request", n);
+    } else if (n < 0) {
+        return fail("dco_call", n);
+    }
 
     uint8_t *reply = small;
     uint8_t *big = NULL;

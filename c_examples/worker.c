@@ -7,7 +7,10 @@
  * the handler replies with the body in upper case, except when the body starts with "fail":
  * then it reports an application failure. Its return code is the number after "fail" ("fail 17"
  * -> 17), or 42 when there is none; the caller gets DCO_E_APP_FAIL, dco_last_rcode() gives the
- * code, and the reply text ends up in the caller's dco_last_error().
+ * code, and the reply text ends up in the caller's dco_last_error(). Three more bodies show the
+ * other outcomes: "retry" asks the hub to try again later (dco_reply_retry) until the third
+ * attempt; "forward P TEXT" hands TEXT on to proxy P (dco_reply_forward), whose answer goes to
+ * the caller; "time" answers the milliseconds the hub still waits (dco_delivery.remaining_ms).
  *
  * SIGTERM or SIGINT stops it: the signal handler calls dco_worker_stop, which only stores an
  * atomic flag (no lock, no allocation, no dco_last_error update on success), so it is
@@ -65,6 +68,44 @@ static int32_t handle(void *user, const dco_delivery *d, dco_reply *reply)
         dco_reply_write(reply, (const uint8_t *)text, (size_t)n);
         c->failed++;
         return code; /* non-zero: DCO_E_APP_FAIL for the caller, with this rcode */
+    }
+
+    if (d->len == 5 && memcmp(d->body, "retry", 5) == 0) {
+        /* "The far side is down, try later": the hub retries with backoff, per the proxy's
+         * policy. This worker answers on the third attempt. */
+        char text[64];
+        int n;
+        if (d->attempt < 3) {
+            n = snprintf(text, sizeof text, "not now (attempt %u)", (unsigned)d->attempt);
+            dco_reply_write(reply, (const uint8_t *)text, (size_t)n);
+            dco_reply_retry(reply);
+            return 0;
+        }
+        n = snprintf(text, sizeof text, "done on attempt %u", (unsigned)d->attempt);
+        dco_reply_write(reply, (const uint8_t *)text, (size_t)n);
+        return 0;
+    }
+
+    if (d->len > 8 && memcmp(d->body, "forward ", 8) == 0) {
+        /* "forward P TEXT": hand TEXT on to proxy P; its answer goes to our caller. */
+        char num[10];
+        size_t k = 0, i = 8;
+        while (i < d->len && k + 1 < sizeof num && isdigit(d->body[i]))
+            num[k++] = (char)d->body[i++];
+        num[k] = '\0';
+        while (i < d->len && d->body[i] == ' ')
+            i++;
+        dco_reply_write(reply, d->body + i, d->len - i);
+        dco_reply_forward(reply, k > 0 ? (int32_t)strtol(num, NULL, 10) : -1);
+        return 0;
+    }
+
+    if (d->len == 4 && memcmp(d->body, "time", 4) == 0) {
+        /* The time the hub still waits for this answer (-1: no limit). */
+        char text[32];
+        int n = snprintf(text, sizeof text, "%lld", (long long)d->remaining_ms);
+        dco_reply_write(reply, (const uint8_t *)text, (size_t)n);
+        return 0;
     }
 
     /* Success: the body in upper case, written in chunks (each dco_reply_write appends). */

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::cbuild::{lib_dir, out_dir, root, SANITIZE, STRICT};
-use common::{echo_worker, ClosedPort, Hub, Proc};
+use common::{echo_worker, slow_echo_worker, ClosedPort, Hub, Proc};
 use dco::client::{Session, SessionConfig};
 use dco::wire::HubAddr;
 use dco::Status;
@@ -469,6 +469,19 @@ fn call_sync_against_echo_worker() {
     assert_eq!(o.code(), Some(0), "{}", o.show());
     assert_eq!(o.stdout, "");
 
+    // dco_call with DCO_QUEUE_ON_TIMEOUT against a worker slower than the timeout: DCO_E_QUEUED,
+    // then the parked answer read with dco_read_request(dco_last_request_id(), ...). Without
+    // the flag the same call times out.
+    let _slow = slow_echo_worker(&hub.addr, 15, 600);
+    hub.wait_workers(15, 1);
+    let o = call(&["-t", "100", "-q", "15", "later"], b"");
+    assert_eq!(o.code(), Some(0), "{}", o.show());
+    assert_eq!(o.stdout, "later\n");
+    assert!(o.stderr.contains("queued"), "{}", o.show());
+    let o = call(&["-t", "100", "15", "never"], b"");
+    assert_eq!(o.code(), Some(1), "{}", o.show());
+    assert!(o.stderr.contains("DCO_E_TIMEOUT"), "{}", o.show());
+
     // Nobody serves proxy 6.
     let o = call(&["6", "x"], b"");
     assert_eq!(o.code(), Some(1), "{}", o.show());
@@ -602,7 +615,7 @@ fn stopped_worker_output(w: &mut Proc, signal: i32) -> String {
 #[test]
 fn c_worker_serves_c_and_rust_callers() {
     let p = programs();
-    let hub = Hub::start(&[]);
+    let hub = Hub::start(&["--proxy", "8:backoff-ms=20"]);
     let mut w = c_worker(p, &hub, &["8", "9"]);
     hub.wait_workers(8, 1);
     hub.wait_workers(9, 1);
@@ -629,6 +642,26 @@ fn c_worker_serves_c_and_rust_callers() {
         o.show()
     );
     assert_eq!(o.stdout, "");
+
+    // dco_reply_retry: the hub retries (attempt 3 answers); dco_reply_forward: proxy 8 hands
+    // the text on to proxy 9, whose answer reaches the caller; remaining_ms: the time left,
+    // here the call's 10 s deadline.
+    let mut c = p.cmd("call_sync");
+    c.args(["8", "-"]).env("DCO_HUB", &hub.addr);
+    let (st, out, err) = run_bytes(&mut c, b"retry");
+    assert!(st.success(), "{st:?}: {}", String::from_utf8_lossy(&err));
+    assert_eq!(out, b"done on attempt 3");
+    let mut c = p.cmd("call_sync");
+    c.args(["8", "-"]).env("DCO_HUB", &hub.addr);
+    let (st, out, err) = run_bytes(&mut c, b"forward 9 passed on");
+    assert!(st.success(), "{st:?}: {}", String::from_utf8_lossy(&err));
+    assert_eq!(out, b"PASSED ON");
+    let mut c = p.cmd("call_sync");
+    c.args(["8", "-"]).env("DCO_HUB", &hub.addr);
+    let (st, out, err) = run_bytes(&mut c, b"time");
+    assert!(st.success(), "{st:?}: {}", String::from_utf8_lossy(&err));
+    let left: i64 = String::from_utf8_lossy(&out).parse().unwrap();
+    assert!(left > 0 && left <= 10_000, "time left {left} ms");
 
     // A body larger than the handler's 256-byte chunks: the reply is written in many pieces.
     let body: Vec<u8> = (0..10_000).map(|i| b"abcdefghij-xyz "[i % 15]).collect();
@@ -671,8 +704,9 @@ fn c_worker_serves_c_and_rust_callers() {
     // SIGTERM: dco_worker_stop from the signal handler; the worker reports what it served.
     let out = stopped_worker_output(&mut w, libc::SIGTERM);
     assert!(out.contains("worker: serving 2 proxy id(s)"), "{out}");
+    // 8 calls, plus 3 deliveries of "retry", 2 of the forwarded request and 1 of "time".
     assert!(
-        out.contains("stopped after 8 request(s), 3 failed on purpose"),
+        out.contains("stopped after 14 request(s), 3 failed on purpose"),
         "{out}"
     );
     hub.wait_workers(8, 0);
