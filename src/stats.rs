@@ -43,30 +43,50 @@ pub fn print(hubs: &[HubAddr], raw: bool) -> Result<ExitCode, String> {
         }
     );
     println!();
+    // Every outcome apart (docs/ARCHITECTURE.md §4.15): ok, application and system failures,
+    // timeouts of delivered requests, requests expired while waiting, cancels, deliveries
+    // retried, requests whose answer is parked, late answers dropped, forwards.
     println!(
-        "{:>8} {:>8} {:>7} {:>12} {:>12} {:>9} {:>9} {:>9} {:>8} {:>8}",
+        "{:>7} {:>7} {:>7} {:>5} {:>10} {:>10} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>5} {:>8} {:>7} {:>7}",
         "proxy",
         "workers",
         "queued",
+        "redo",
         "requests",
-        "replies",
-        "errors",
+        "ok",
+        "app-fail",
+        "system",
+        "timeout",
+        "expired",
+        "cancel",
+        "retried",
+        "parked",
+        "late",
+        "fwd",
         "no-route",
-        "redeliv",
         "p50 us",
         "p99 us"
     );
     for p in v["proxies"].as_array().into_iter().flatten() {
+        let o = &p["outcomes"];
         println!(
-            "{:>8} {:>8} {:>7} {:>12} {:>12} {:>9} {:>9} {:>9} {:>8} {:>8}",
+            "{:>7} {:>7} {:>7} {:>5} {:>10} {:>10} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>5} {:>8} {:>7} {:>7}",
             t(&p["id"]),
             t(&p["workers"]),
             t(&p["queued"]),
+            t(&p["redo"]),
             t(&p["requests"]),
-            t(&p["replies"]),
-            t(&p["errors"]),
+            t(&o["ok"]),
+            t(&o["app_fail"]),
+            t(&o["system"]),
+            t(&o["timeout"]),
+            t(&o["expired"]),
+            t(&o["cancelled"]),
+            t(&o["retried"]),
+            t(&o["queued"]),
+            t(&o["late"]),
+            t(&o["forwarded"]),
             t(&p["no_route"]),
-            t(&p["redelivered"]),
             t(&p["p50_us"]),
             t(&p["p99_us"])
         );

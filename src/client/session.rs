@@ -494,8 +494,9 @@ impl Session {
         flags: CallFlags,
         timeout: Option<Duration>,
     ) -> Result<Reply> {
-        let id = self.start_call(proxy, flags, timeout)?;
+        // One deadline for the whole call: connecting counts against it too.
         let deadline = timeout.map(|t| Instant::now() + t);
+        let id = self.start_call(proxy, flags, deadline)?;
         match self.await_reply(id, deadline, true) {
             Ok(()) => self.read(id, Some(Duration::ZERO)),
             Err(e) => Err(self.call_failed(id, e)),
@@ -512,8 +513,9 @@ impl Session {
         timeout: Option<Duration>,
         buf: &mut [u8],
     ) -> Result<(u64, usize, i32)> {
-        let id = self.start_call(proxy, flags, timeout)?;
+        // One deadline for the whole call: connecting counts against it too.
         let deadline = timeout.map(|t| Instant::now() + t);
+        let id = self.start_call(proxy, flags, deadline)?;
         match self.await_reply(id, deadline, true) {
             Ok(()) => {
                 let (n, rc) = self.read_into(id, Some(Duration::ZERO), buf)?;
@@ -533,12 +535,12 @@ impl Session {
         self.call_into_with(proxy, CallFlags::NONE, timeout, buf)
     }
 
-    /// Connects (riding through a hub restart until the timeout) and sends the body.
+    /// Connects (riding through a hub restart until `deadline`) and sends the body.
     fn start_call(
         &mut self,
         proxy: i32,
         flags: CallFlags,
-        timeout: Option<Duration>,
+        deadline: Option<Instant>,
     ) -> Result<u64> {
         if flags.0 & !wire::REQ_QUEUE_ON_TIMEOUT != 0 {
             return Err(Error::new(
@@ -549,13 +551,16 @@ impl Session {
         if proxy < 0 {
             return Err(Error::new(Status::Invalid, "proxy id must not be negative"));
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
         if self.conn.is_none() {
             self.reconnect_until(deadline)?;
         }
-        let timeout_ms = match timeout {
+        // The hub keeps what is left of the deadline (at least 1 ms: 0 means none).
+        let timeout_ms = match deadline {
             None => 0,
-            Some(t) => t.as_millis().clamp(1, u32::MAX as u128) as u32,
+            Some(d) => d
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .clamp(1, u32::MAX as u128) as u32,
         };
         self.send_flags(proxy, false, flags.0, timeout_ms)
     }
