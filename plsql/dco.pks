@@ -62,7 +62,8 @@ CREATE OR REPLACE PACKAGE dco AUTHID DEFINER AS
   busy EXCEPTION;
   PRAGMA EXCEPTION_INIT(busy, -20105);
   -- DCO_E_UNKNOWN_ID (-6): no request with this id is outstanding in this session (never
-  -- sent, one-way, already read, cancelled, or given up by call_sync or call).
+  -- sent, one-way, already read, given up by call_sync or call, or cancelled and its
+  -- cancelled outcome read), or cancel of a request cancelled already.
   unknown_id EXCEPTION;
   PRAGMA EXCEPTION_INIT(unknown_id, -20106);
   -- DCO_E_TOO_LARGE (-7): the body is larger than the hub's frame limit.
@@ -76,7 +77,7 @@ CREATE OR REPLACE PACKAGE dco AUTHID DEFINER AS
   -- was accepted by a hub that is no longer reachable.
   system EXCEPTION;
   PRAGMA EXCEPTION_INIT(system, -20109);
-  -- DCO_E_CANCELLED (-10): the request was cancelled.
+  -- DCO_E_CANCELLED (-10): the request was cancelled (dco.cancel): its first read after it.
   cancelled EXCEPTION;
   PRAGMA EXCEPTION_INIT(cancelled, -20110);
   -- DCO_E_REFUSED (-11): the hub refused this session (wrong shared secret, not allowed).
@@ -162,7 +163,9 @@ CREATE OR REPLACE PACKAGE dco AUTHID DEFINER AS
   -- The last failure, in words (NULL if none).
   FUNCTION last_error RETURN VARCHAR2;
 
-  -- Drops interest in req_id: its reply, parked or still to come, is discarded.
+  -- Drops interest in req_id: its reply, parked or still to come, is discarded. The next
+  -- read_request of req_id raises cancelled (once; after it, unknown_id); cancelling it again
+  -- raises unknown_id.
   PROCEDURE cancel(req_id IN PLS_INTEGER);
 
   -- The hub list for this session: 'host:port,host:port' in failover order. UTL_TCP body

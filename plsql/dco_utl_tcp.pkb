@@ -24,12 +24,23 @@ CREATE OR REPLACE PACKAGE BODY dco AS
    *   request only once;
    * - replies are parked in g_pending by request id, so they can be read in any order;
    * - the ids of replies read are told to the hub (DONE) with the next write, so it can
-   *   forget them; until then it keeps them and sends them again after a reconnect.
+   *   forget them; until then it keeps them and sends them again after a reconnect;
+   * - a cancelled request stays in g_pending as the outcome "cancelled" until read once (then
+   *   unknown_id); its CANCEL waits in g_cancel for a write that comes after its REQUEST
+   *   (never before it: a buffered request's CANCEL follows it in the write that sends it),
+   *   and goes again after a reconnect while the outcome is not read.
    *
    * Waiting: UTL_TCP.AVAILABLE(connection, seconds) waits for the first byte of a frame; the
    * rest of a frame is read with the connection's tx_timeout. The hub sends a PING whenever it
    * has been silent for its keep-alive interval (WELCOME), so no byte for three intervals means
    * a dead link: the connection is dropped and made again.
+   *
+   * Reconnecting: a blocking call (read_request, call_sync, call, flush) that finds the
+   * connection lost, or no hub answering, connects again (reconnect_until), to the same hub or
+   * the next of the list, pausing between rounds (20 ms, doubling up to 1 s; pause_cs is the
+   * one place that sleeps) until the call's own deadline: not_connected only when no hub
+   * answered by then. No deadline (a NULL timeout): it keeps trying. A passed deadline (a 0
+   * timeout): one round. send_request does not wait: no hub, not_connected at once.
    */
 
   -- Frame types (docs/PROTOCOL.md section 4).
@@ -59,6 +70,7 @@ CREATE OR REPLACE PACKAGE BODY dco AS
   e_unknown_id    CONSTANT PLS_INTEGER := -6;
   e_too_large     CONSTANT PLS_INTEGER := -7;
   e_system        CONSTANT PLS_INTEGER := -9;
+  e_cancelled     CONSTANT PLS_INTEGER := -10;
   e_refused       CONSTANT PLS_INTEGER := -11;
   e_protocol      CONSTANT PLS_INTEGER := -12;
   e_queued        CONSTANT PLS_INTEGER := -14;
@@ -67,7 +79,8 @@ CREATE OR REPLACE PACKAGE BODY dco AS
   c_tx_timeout_s CONSTANT PLS_INTEGER := 10;         -- UTL_TCP wait for the rest of a frame
   c_greet_wait_s CONSTANT PLS_INTEGER := 10;         -- wait for WELCOME
   c_flush_wait_cs CONSTANT PLS_INTEGER := 1000;      -- flush waits 10 s for the ACK
-  c_reconnects   CONSTANT PLS_INTEGER := 3;          -- reconnects within one call
+  c_backoff_first_cs CONSTANT PLS_INTEGER := 2;      -- first pause between reconnects: 20 ms
+  c_backoff_cap_cs   CONSTANT PLS_INTEGER := 100;    -- longest pause: 1 s
   c_done_batch   CONSTANT PLS_INTEGER := 256;        -- send DONE when this many wait
   c_max_name     CONSTANT PLS_INTEGER := 255;        -- HELLO name limit
 
@@ -88,10 +101,11 @@ CREATE OR REPLACE PACKAGE BODY dco AS
 
   -- A request whose outcome the application has not read yet.
   TYPE pending_t IS RECORD (
-    arrived BOOLEAN,
-    status  PLS_INTEGER,
-    rcode   PLS_INTEGER,
-    body    bytes_t);
+    arrived   BOOLEAN,
+    status    PLS_INTEGER,
+    rcode     PLS_INTEGER,
+    body      bytes_t,
+    cancelled BOOLEAN);       -- the outcome is "cancelled" (dco.cancel), not the hub's
   TYPE pending_map IS TABLE OF pending_t INDEX BY PLS_INTEGER;
 
   TYPE hub_t IS RECORD (host VARCHAR2(255), port PLS_INTEGER);
@@ -114,7 +128,6 @@ CREATE OR REPLACE PACKAGE BODY dco AS
   g_keepalive_ms NUMBER := 5000;
   g_last_rx      NUMBER := 0;        -- clock (centiseconds) of the last frame read
   g_pong         RAW(16);            -- PONG to the hub's last PING, sent with the next write
-  g_ctl          RAW(32767);         -- CANCEL frames waiting for the next write
 
   -- The session.
   g_session     RAW(8);
@@ -125,6 +138,7 @@ CREATE OR REPLACE PACKAGE BODY dco AS
   g_log         log_map;
   g_pending     pending_map;
   g_done        id_set;              -- replies read, to tell the hub (DONE)
+  g_cancel      id_set;              -- requests given up or cancelled, to tell the hub (CANCEL)
   g_last_rcode  PLS_INTEGER := 0;
   g_last_id     PLS_INTEGER := 0;
   g_last_error  VARCHAR2(2000);
@@ -187,6 +201,26 @@ CREATE OR REPLACE PACKAGE BODY dco AS
     g_clock_last := t;
     RETURN g_clock_base + t;
   END now_cs;
+
+  -- The deadline (clock in centiseconds) of a call's timeout in ms: NULL (or negative) for
+  -- none; 0 is now (only a look, and one connection attempt if there is no connection).
+  FUNCTION deadline_of(timeout IN PLS_INTEGER) RETURN NUMBER IS
+  BEGIN
+    IF timeout IS NULL OR timeout < 0 THEN
+      RETURN NULL;
+    END IF;
+    RETURN now_cs + CEIL(timeout / 10);
+  END deadline_of;
+
+  -- Pauses cs centiseconds between reconnects: the one place the body sleeps. DBMS_SESSION.SLEEP
+  -- is Oracle 18c and later; on an older release use DBMS_LOCK.SLEEP(cs / 100) here instead
+  -- (EXECUTE on SYS.DBMS_LOCK granted to the schema).
+  PROCEDURE pause_cs(cs IN NUMBER) IS
+  BEGIN
+    IF cs > 0 THEN
+      DBMS_SESSION.SLEEP(ROUND(cs) / 100);
+    END IF;
+  END pause_cs;
 
   -- u32, big-endian (0 <= n < 2^32).
   FUNCTION u32(n IN NUMBER) RETURN RAW IS
@@ -374,7 +408,6 @@ CREATE OR REPLACE PACKAGE BODY dco AS
       END;
     END IF;
     g_pong := NULL;
-    g_ctl := NULL;
   END close_quietly;
 
   -- The connection is gone: everything stays for a resend on the next one. Raises.
@@ -553,12 +586,18 @@ CREATE OR REPLACE PACKAGE BODY dco AS
   -- Connects to hub i and greets it (fixture: hello, welcome): writes HELLO, reads one frame,
   -- WELCOME (its fields: u16 version at 1, reserved at 3, u32 max_frame at 5, u32 quota at 9,
   -- u32 keepalive_ms at 13, u64 session at 17, u64 hub_id at 25) or REFUSE (i32 code, text).
-  -- Returns the hub id.
-  FUNCTION greet(i IN PLS_INTEGER) RETURN RAW IS
-    kind  PLS_INTEGER;
+  -- Waits for it up to 10 s, or until deadline (clock in centiseconds; NULL: none) if sooner,
+  -- but at least a second (UTL_TCP.AVAILABLE counts whole seconds). Returns the hub id.
+  FUNCTION greet(i IN PLS_INTEGER, deadline IN NUMBER) RETURN RAW IS
+    kind   PLS_INTEGER;
     fields RAW(32);
-    rest  bytes_t;
+    rest   bytes_t;
+    wait_s PLS_INTEGER := c_greet_wait_s;
+    n      PLS_INTEGER;
   BEGIN
+    IF deadline IS NOT NULL THEN
+      wait_s := GREATEST(1, LEAST(c_greet_wait_s, CEIL((deadline - now_cs) / 100)));
+    END IF;
     BEGIN
       g_conn := UTL_TCP.OPEN_CONNECTION(
         remote_host     => g_hubs(i).host,
@@ -568,14 +607,24 @@ CREATE OR REPLACE PACKAGE BODY dco AS
         tx_timeout      => c_tx_timeout_s);
     EXCEPTION
       WHEN OTHERS THEN
+        -- No network ACL for this host: a setting to fix, not a hub to wait for.
+        IF INSTR(SQLERRM, 'ORA-24247') > 0 THEN
+          fail(e_refused, SQLERRM || ' (the schema needs a network ACL for this hub: ' ||
+                          'docs/ORACLE.md)');
+        END IF;
         fail(e_not_connected, SQLERRM);
     END;
     g_connected := TRUE;
     g_pong := NULL;
-    g_ctl := NULL;
     send_out(hello_frame(g_session, session_name, g_secret));
     flush_out;
-    IF UTL_TCP.AVAILABLE(g_conn, c_greet_wait_s) = 0 THEN
+    BEGIN
+      n := UTL_TCP.AVAILABLE(g_conn, wait_s);
+    EXCEPTION
+      WHEN OTHERS THEN
+        lost(e_not_connected, SQLERRM);
+    END;
+    IF n = 0 THEN
       lost(e_not_connected, 'no WELCOME in time');
     END IF;
     read_frame(kind, fields, rest);
@@ -628,25 +677,42 @@ CREATE OR REPLACE PACKAGE BODY dco AS
     END LOOP;
   END send_logged;
 
-  -- Writes the waiting control frames and the DONE list.
+  -- Writes a CANCEL for each request of g_cancel up to upto (requests already written to
+  -- this connection): a CANCEL never goes before its REQUEST. Those after upto wait.
+  PROCEDURE send_cancels(upto IN PLS_INTEGER) IS
+    id PLS_INTEGER := g_cancel.FIRST;
+  BEGIN
+    WHILE id IS NOT NULL AND id <= upto LOOP
+      send_out(cancel_frame(id));
+      g_cancel.DELETE(id);
+      id := g_cancel.FIRST;
+    END LOOP;
+  END send_cancels;
+
+  -- Whether control frames wait for a write: a PONG, or a CANCEL of a request written.
+  FUNCTION ctl_waiting RETURN BOOLEAN IS
+  BEGIN
+    RETURN g_pong IS NOT NULL OR (g_cancel.FIRST IS NOT NULL AND g_cancel.FIRST <= g_written_id);
+  END ctl_waiting;
+
+  -- Writes the waiting PONG, the DONE list, and the CANCELs of requests already written.
   PROCEDURE send_ctl IS
   BEGIN
     IF g_pong IS NOT NULL THEN
       send_out(g_pong);
       g_pong := NULL;
     END IF;
-    IF g_ctl IS NOT NULL THEN
-      send_out(g_ctl);
-      g_ctl := NULL;
-    END IF;
     IF g_done.COUNT > 0 THEN
       send_out(done_frame);
       g_done.DELETE;
     END IF;
+    send_cancels(g_written_id);
   END send_ctl;
 
   -- On a new connection (fixture: resend): writes again every request written before and
-  -- neither acknowledged nor answered, then the DONE list.
+  -- neither acknowledged nor answered, then the DONE list, then the CANCELs: those not
+  -- written yet, and again those of the cancelled requests whose outcome is not read (the
+  -- lost connection may have taken them; a CANCEL the hub had already does nothing).
   PROCEDURE resend IS
     id PLS_INTEGER := g_log.FIRST;
   BEGIN
@@ -656,12 +722,21 @@ CREATE OR REPLACE PACKAGE BODY dco AS
       END IF;
       id := g_log.NEXT(id);
     END LOOP;
+    id := g_pending.FIRST;
+    WHILE id IS NOT NULL AND id <= g_written_id LOOP
+      IF g_pending(id).cancelled THEN
+        g_cancel(id) := TRUE;
+      END IF;
+      id := g_pending.NEXT(id);
+    END LOOP;
     send_ctl;
     flush_out;
   END resend;
 
-  -- Connects to the first hub of the list that answers, starting with the last one used.
-  PROCEDURE connect_hub IS
+  -- Connects to the first hub of the list that answers, starting with the last one used: one
+  -- round over the list, each greeting bounded by deadline (NULL: 10 s). Raises refused if a
+  -- hub refused the session, else not_connected.
+  PROCEDURE connect_hub(deadline IN NUMBER DEFAULT NULL) IS
     errs    VARCHAR2(4000);
     refused PLS_INTEGER;
     code    PLS_INTEGER;
@@ -684,7 +759,7 @@ CREATE OR REPLACE PACKAGE BODY dco AS
     FOR k IN 0 .. g_hubs.COUNT - 1 LOOP
       i := MOD(g_hub_index - 1 + k, g_hubs.COUNT) + 1;
       BEGIN
-        hub_id := greet(i);
+        hub_id := greet(i, deadline);
         g_hub_index := i;
         adopt_hub(hub_id);
         resend;
@@ -711,9 +786,44 @@ CREATE OR REPLACE PACKAGE BODY dco AS
     fail(e_not_connected, 'no hub reachable (' || errs || ')');
   END connect_hub;
 
+  -- Connects (connect_hub), round after round over the hub list, until a hub answers or
+  -- deadline (clock in centiseconds; NULL: none) passes: the pause before each round but a
+  -- call's first is backoff centiseconds, cut to the time left, and doubles up to 1 s.
+  -- backoff is the call's (0 before its first round), so that a connection lost again soon
+  -- after is not made again at once. Once the deadline has passed a round fails for good:
+  -- raises not_connected with the last round's words. Refused (or any failure that is not
+  -- not_connected) is raised at once.
+  PROCEDURE reconnect_until(deadline IN NUMBER, backoff IN OUT NUMBER) IS
+    wait_cs NUMBER;
+  BEGIN
+    LOOP
+      IF backoff > 0 THEN
+        wait_cs := backoff;
+        IF deadline IS NOT NULL THEN
+          wait_cs := LEAST(wait_cs, GREATEST(deadline - now_cs, 0));
+        END IF;
+        pause_cs(wait_cs);
+        backoff := LEAST(backoff * 2, c_backoff_cap_cs);
+      ELSE
+        backoff := c_backoff_first_cs;
+      END IF;
+      BEGIN
+        connect_hub(deadline);
+        RETURN;
+      EXCEPTION
+        WHEN OTHERS THEN
+          IF SQLCODE <> -(error_base - e_not_connected)
+             OR (deadline IS NOT NULL AND now_cs >= deadline) THEN
+            RAISE;
+          END IF;
+      END;
+    END LOOP;
+  END reconnect_until;
+
   -- Writes the control frames, the DONE list and every request not yet written on this
-  -- connection, connecting first (fixture: call_sync_1, flush_batch, one_way, no_route,
-  -- call_queue). Sends them unless more is to follow (then the caller flushes).
+  -- connection, then the CANCELs of those just written, connecting first (fixture:
+  -- call_sync_1, flush_batch, one_way, no_route, call_queue). Sends them unless more is to
+  -- follow (then the caller flushes).
   PROCEDURE write_log(and_flush IN BOOLEAN DEFAULT TRUE) IS
     id PLS_INTEGER;
   BEGIN
@@ -725,19 +835,17 @@ CREATE OR REPLACE PACKAGE BODY dco AS
       g_written_id := id;
       id := g_log.NEXT(id);
     END LOOP;
+    send_cancels(g_written_id);
     IF and_flush THEN
       flush_out;
     END IF;
   END write_log;
 
-  -- Tells the hub (with the next write) that the reply of id is not wanted any more. CANCEL is
-  -- informational: when too many wait, the rest are left out (a reply that comes anyway is
-  -- not pending, so it is answered with DONE).
+  -- Tells the hub that the reply of id is not wanted any more: CANCEL, with the next write
+  -- once the REQUEST of id is written (send_cancels), on this connection or the next.
   PROCEDURE queue_cancel(id IN PLS_INTEGER) IS
   BEGIN
-    IF g_connected AND NVL(UTL_RAW.LENGTH(g_ctl), 0) <= c_chunk - 16 THEN
-      g_ctl := UTL_RAW.CONCAT(g_ctl, cancel_frame(id));
-    END IF;
+    g_cancel(id) := TRUE;
   END queue_cancel;
 
   -- Drops acknowledged requests from the log.
@@ -787,6 +895,9 @@ CREATE OR REPLACE PACKAGE BODY dco AS
           IF g_log.EXISTS(id) THEN
             g_log(id).answered := TRUE;
           END IF;
+        ELSIF g_pending(id).cancelled THEN
+          -- Cancelled: its outcome stays "cancelled"; the hub may forget the answer.
+          g_done(id) := TRUE;
         END IF;
       ELSIF id <= 2147483647 THEN
         -- Read already, given up or one-way (or sent again after a reconnect): let the hub
@@ -850,29 +961,29 @@ CREATE OR REPLACE PACKAGE BODY dco AS
       handle_frame;
       EXIT WHEN UTL_TCP.AVAILABLE(g_conn, 0) = 0;
     END LOOP;
-    -- Answer PINGs, and pass on a long DONE list.
-    IF g_pong IS NOT NULL OR g_ctl IS NOT NULL OR g_done.COUNT >= c_done_batch THEN
+    -- Answer PINGs, pass on CANCELs and a long DONE list.
+    IF ctl_waiting OR g_done.COUNT >= c_done_batch THEN
       send_ctl;
       flush_out;
     END IF;
     RETURN TRUE;
   END pump;
 
-  -- Waits for the outcome of request id. Returns when it arrived as a success (left in
-  -- g_pending); a failure outcome is released and raised.
-  PROCEDURE await_reply(id IN PLS_INTEGER, timeout IN PLS_INTEGER) IS
-    deadline   NUMBER;
-    reconnects PLS_INTEGER := 0;
-    status     PLS_INTEGER;
-    msg        VARCHAR2(1000);
+  -- Waits until deadline (clock in centiseconds; NULL: none) for the outcome of request id.
+  -- Returns when it arrived as a success (left in g_pending); a failure outcome (cancelled
+  -- included) is released and raised. Rides through a lost connection: it is made again
+  -- (reconnect_until, with backoff, to the same hub or the next) and what the hub has not
+  -- acknowledged is written again, until the deadline; not_connected only when no hub
+  -- answered by then (or the connection made after the deadline was lost too).
+  PROCEDURE await_reply(id IN PLS_INTEGER, deadline IN NUMBER) IS
+    backoff NUMBER := 0;
+    status  PLS_INTEGER;
+    msg     VARCHAR2(1000);
   BEGIN
-    IF timeout IS NOT NULL AND timeout >= 0 THEN
-      deadline := now_cs + CEIL(timeout / 10);
-    END IF;
     LOOP
       IF id IS NULL OR NOT g_pending.EXISTS(id) THEN
         fail(e_unknown_id, 'request ' || id || ' is not outstanding in this session ' ||
-                           '(never sent, one-way, already read or given up)');
+                           '(never sent, one-way, already read, given up or cancelled)');
       END IF;
       IF g_pending(id).arrived THEN
         IF g_pending(id).status = 0 THEN
@@ -885,11 +996,16 @@ CREATE OR REPLACE PACKAGE BODY dco AS
         consumed(id);
         fail(status, msg);
       END IF;
+      IF NOT g_connected THEN
+        -- A lost connection is made again (resend writes what the hub has not acknowledged);
+        -- raises not_connected when no hub answered by the deadline.
+        reconnect_until(deadline, backoff);
+      END IF;
       BEGIN
-        IF id > g_written_id OR NOT g_connected THEN
-          -- Reading a buffered request sends it; a lost connection is made again.
+        IF id > g_written_id THEN
+          -- Reading a buffered request sends it.
           write_log;
-        ELSIF g_pong IS NOT NULL OR g_ctl IS NOT NULL THEN
+        ELSIF ctl_waiting THEN
           send_ctl;
           flush_out;
         END IF;
@@ -898,11 +1014,10 @@ CREATE OR REPLACE PACKAGE BODY dco AS
         END IF;
       EXCEPTION
         WHEN OTHERS THEN
-          IF SQLCODE = -(error_base - e_timeout) OR NOT is_dco_error(SQLCODE) THEN
-            RAISE;
-          END IF;
-          reconnects := reconnects + 1;
-          IF reconnects > c_reconnects THEN
+          -- Lost (not_connected, the connection closed): back to the top, which makes it
+          -- again. Past the deadline only if this call has not tried to connect yet.
+          IF SQLCODE <> -(error_base - e_not_connected)
+             OR (deadline IS NOT NULL AND now_cs >= deadline AND backoff > 0) THEN
             RAISE;
           END IF;
       END;
@@ -938,15 +1053,21 @@ CREATE OR REPLACE PACKAGE BODY dco AS
 
   -- Finishes the body and takes it as request of the session: written now unless buffered.
   -- req_flags (REQUEST flags besides one-way) and timeout_ms go in the REQUEST as they are.
+  -- Not buffered, it needs a connection first: with ride (call_sync, call) it connects with
+  -- reconnect_until(deadline), else (send_request) it tries the hub list once; no hub: raises
+  -- not_connected, the request is not taken and the body is kept.
   FUNCTION submit(proxy_id   IN PLS_INTEGER,
                   buffered   IN BOOLEAN,
                   oneway     IN BOOLEAN,
                   req_flags  IN PLS_INTEGER DEFAULT 0,
-                  timeout_ms IN NUMBER DEFAULT 0)
+                  timeout_ms IN NUMBER DEFAULT 0,
+                  ride       IN BOOLEAN DEFAULT FALSE,
+                  deadline   IN NUMBER DEFAULT NULL)
     RETURN PLS_INTEGER IS
-    id PLS_INTEGER;
-    e  logged_t;
-    p  pending_t;
+    id      PLS_INTEGER;
+    e       logged_t;
+    p       pending_t;
+    backoff NUMBER := 0;
   BEGIN
     g_last_error := NULL;
     IF proxy_id IS NULL OR proxy_id < 0 THEN
@@ -956,8 +1077,10 @@ CREATE OR REPLACE PACKAGE BODY dco AS
       fail(e_busy, g_pending.COUNT || ' requests outstanding, the quota is ' || g_quota ||
                    ': read some replies first');
     END IF;
-    IF NOT buffered THEN
-      connect_hub;  -- no hub: the request is not taken, the body is kept
+    IF NOT buffered AND ride THEN
+      reconnect_until(deadline, backoff);
+    ELSIF NOT buffered THEN
+      connect_hub;
     END IF;
     id := g_next_id;
     g_next_id := g_next_id + 1;
@@ -972,6 +1095,7 @@ CREATE OR REPLACE PACKAGE BODY dco AS
     IF NOT oneway THEN
       p.arrived := FALSE;
       p.body.len := 0;
+      p.cancelled := FALSE;
       g_pending(id) := p;
     END IF;
     g_last_id := id;
@@ -1028,15 +1152,20 @@ CREATE OR REPLACE PACKAGE BODY dco AS
   END send_request;
 
   -- (fixture: flush_batch, then ack) Writes the batch and a PING in one write, then reads
-  -- until the hub's ACK covers the last request.
+  -- until the hub's ACK covers the last request. Rides through a lost connection for 10 s
+  -- as await_reply does (after a reconnect, the batch and the PING go again).
   PROCEDURE flush IS
-    target     PLS_INTEGER := g_next_id - 1;
-    deadline   NUMBER := now_cs + c_flush_wait_cs;
-    asked      BOOLEAN := FALSE;
-    reconnects PLS_INTEGER := 0;
+    target   PLS_INTEGER := g_next_id - 1;
+    deadline NUMBER := now_cs + c_flush_wait_cs;
+    asked    BOOLEAN := FALSE;
+    backoff  NUMBER := 0;
   BEGIN
     g_last_error := NULL;
     WHILE g_acked < target LOOP
+      IF NOT g_connected THEN
+        reconnect_until(deadline, backoff);
+        asked := FALSE;
+      END IF;
       BEGIN
         IF NOT asked THEN
           write_log(FALSE);
@@ -1050,14 +1179,11 @@ CREATE OR REPLACE PACKAGE BODY dco AS
         END IF;
       EXCEPTION
         WHEN OTHERS THEN
-          IF SQLCODE = -(error_base - e_timeout) OR NOT is_dco_error(SQLCODE) THEN
+          -- Lost: made again at the top (past the deadline only if not tried yet).
+          IF SQLCODE <> -(error_base - e_not_connected)
+             OR (now_cs >= deadline AND backoff > 0) THEN
             RAISE;
           END IF;
-          reconnects := reconnects + 1;
-          IF reconnects > c_reconnects THEN
-            RAISE;
-          END IF;
-          asked := FALSE;
       END;
     END LOOP;
   END flush;
@@ -1068,28 +1194,32 @@ CREATE OR REPLACE PACKAGE BODY dco AS
     timeout IN PLS_INTEGER DEFAULT NULL) IS
   BEGIN
     g_last_error := NULL;
-    await_reply(req_id, timeout);
+    await_reply(req_id, deadline_of(timeout));
     deliver(req_id, reply);
   END read_request;
 
   -- call_sync and call (fixture: call_sync_1, no_route, call_queue): sends the body now with
-  -- the timeout in the REQUEST (and flags 4 when park) and waits for the outcome. When the
-  -- wait ends without it (the request still pending): park, and the timeout passed or no hub
-  -- could be reached, raises queued and keeps the request (its answer is parked for
-  -- read_request; it is sent again on the next connection if need be); else a timeout gives
-  -- the request up (CANCEL; its late reply is dropped).
+  -- the timeout in the REQUEST (and flags 4 when park) and waits for the outcome. One
+  -- deadline for the whole call: connecting (riding through a hub restart) and waiting. No
+  -- hub reachable by then before the request was sent: not_connected, nothing taken. When the
+  -- wait ends without the outcome (the request still pending): park, and the timeout passed
+  -- or no hub could be reached, raises queued and keeps the request (its answer is parked
+  -- for read_request; it is sent again on the next connection if need be); else a timeout or
+  -- not_connected gives the request up (CANCEL; its late reply is dropped).
   PROCEDURE call_now(
     proxy_id IN PLS_INTEGER,
     reply    IN OUT NOCOPY BLOB,
     timeout  IN PLS_INTEGER,
     park     IN BOOLEAN) IS
-    id   PLS_INTEGER;
-    code PLS_INTEGER;
+    id       PLS_INTEGER;
+    code     PLS_INTEGER;
+    deadline NUMBER := deadline_of(timeout);
   BEGIN
     id := submit(proxy_id, FALSE, FALSE,
-                 CASE WHEN park THEN req_queue_on_timeout ELSE 0 END, wire_timeout(timeout));
+                 CASE WHEN park THEN req_queue_on_timeout ELSE 0 END, wire_timeout(timeout),
+                 TRUE, deadline);
     BEGIN
-      await_reply(id, timeout);
+      await_reply(id, deadline);
     EXCEPTION
       WHEN OTHERS THEN
         code := SQLCODE;
@@ -1098,8 +1228,9 @@ CREATE OR REPLACE PACKAGE BODY dco AS
             fail(e_queued, 'request ' || id || ' goes on without the caller (' ||
                            REGEXP_REPLACE(g_last_error, '^[A-Z_]+: ', '') ||
                            '); read its answer later with dco.read_request(' || id || ', ...)');
-          ELSIF code = -(error_base - e_timeout) THEN
-            -- Given up: its late reply is dropped.
+          ELSIF code IN (-(error_base - e_timeout), -(error_base - e_not_connected)) THEN
+            -- Sync: the call is over, and so is the request (the hub also expires it at its
+            -- deadline). Given up: its late reply is dropped.
             g_pending.DELETE(id);
             queue_cancel(id);
           END IF;
@@ -1141,14 +1272,30 @@ CREATE OR REPLACE PACKAGE BODY dco AS
     RETURN g_last_error;
   END last_error;
 
+  -- The outcome of req_id becomes "cancelled", raised (cancelled) by its next read, which
+  -- releases it. Not answered yet, the hub is told (CANCEL, after the REQUEST: a buffered
+  -- request is still written, and its CANCEL follows it); an answer that had arrived is
+  -- dropped (DONE). A request not outstanding, or cancelled already: unknown_id.
   PROCEDURE cancel(req_id IN PLS_INTEGER) IS
   BEGIN
     g_last_error := NULL;
     IF req_id IS NULL OR NOT g_pending.EXISTS(req_id) THEN
       fail(e_unknown_id, 'request ' || req_id || ' is not outstanding in this session');
     END IF;
-    g_pending.DELETE(req_id);
-    queue_cancel(req_id);
+    IF g_pending(req_id).cancelled THEN
+      fail(e_unknown_id, 'request ' || req_id || ' is already cancelled');
+    END IF;
+    IF g_pending(req_id).arrived THEN
+      g_done(req_id) := TRUE;
+    ELSE
+      queue_cancel(req_id);
+    END IF;
+    g_pending(req_id).arrived := TRUE;
+    g_pending(req_id).status := e_cancelled;
+    g_pending(req_id).rcode := 0;
+    g_pending(req_id).cancelled := TRUE;
+    clear_bytes(g_pending(req_id).body);
+    append(g_pending(req_id).body, UTL_RAW.CAST_TO_RAW('cancelled by the caller'));
   END cancel;
 
   PROCEDURE set_hubs(hubs IN VARCHAR2, secret IN VARCHAR2 DEFAULT NULL) IS
@@ -1185,6 +1332,7 @@ CREATE OR REPLACE PACKAGE BODY dco AS
     g_log.DELETE;
     g_pending.DELETE;
     g_done.DELETE;
+    g_cancel.DELETE;
     g_last_id := 0;
     g_last_rcode := 0;
   END close;

@@ -5,9 +5,9 @@
 --   dco worker echo --proxy 5 --hub 127.0.0.1:7790
 --
 -- Proxies 6 and 7 are known to the hub (--proxy-ids) but served by no worker here: a request
--- to 6 waits in the hub's journal (example 6 times out on it); example 7 shows an application
--- failure when a worker that fails serves proxy 7 (tests/oracle_xe.rs runs one), and a
--- timeout otherwise.
+-- to 6 waits in the hub's journal (example 6 times out on it, and queues a call to it);
+-- example 7 shows an application failure when a worker that fails serves proxy 7
+-- (tests/oracle_xe.rs runs one), and a timeout otherwise.
 --
 -- With the UTL_TCP body, tell the session where the hub is first:
 --   EXEC dco.set_hubs('hub.example.com:7790')
@@ -134,6 +134,37 @@ BEGIN
   EXCEPTION
     WHEN dco.unknown_id THEN
       NULL;
+  END;
+
+  -- call with queue_on_timeout: a timeout does not give the request up. dco.queued is raised,
+  -- the request goes on, and its answer is parked until read_request(dco.last_request_id).
+  -- Proxy 6 still has no worker, so that read times out too (the request stays outstanding);
+  -- cancel drops it, and the next read says so, once (then the id is unknown).
+  BEGIN
+    dco.line('slow report');
+    BEGIN
+      dco.call(6, reply, 200, queue_on_timeout => TRUE);
+    EXCEPTION
+      WHEN dco.queued THEN
+        DBMS_OUTPUT.PUT_LINE('queued: ' || SQLCODE);
+        id := dco.last_request_id;      -- keep it: read the answer later with it
+    END;
+    BEGIN
+      dco.read_request(id, reply, 200);
+    EXCEPTION
+      WHEN dco.timeout THEN
+        DBMS_OUTPUT.PUT_LINE('still queued: ' || SQLCODE);
+    END;
+    dco.cancel(id);
+    BEGIN
+      dco.read_request(id, reply, 200);
+    EXCEPTION
+      WHEN dco.cancelled THEN
+        DBMS_OUTPUT.PUT_LINE('cancelled: ' || SQLCODE);
+    END;
+  EXCEPTION
+    WHEN dco.no_route THEN
+      DBMS_OUTPUT.PUT_LINE('no_route (start the hub with --proxy-ids 6 to see queued)');
   END;
 END;
 /
