@@ -420,3 +420,107 @@ fn dco_call_exit_status_tells_the_outcomes_apart() {
     assert_eq!(o.status.code(), Some(14), "queued");
     assert!(String::from_utf8_lossy(&o.stderr).contains("request id"));
 }
+
+#[test]
+fn a_delivery_cancelled_while_its_worker_is_busy_is_not_run() {
+    let hub = Hub::start(&["--proxy-ids", "1"]);
+    let addr = hub.addr.clone();
+    let handled = Arc::new(std::sync::Mutex::new(Vec::<Vec<u8>>::new()));
+    let skipped = Arc::new(std::sync::Mutex::new(Vec::<Vec<u8>>::new()));
+    struct Busy {
+        handled: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+        skipped: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    }
+    impl worker::Handler for Busy {
+        fn handle(&mut self, d: &Delivery<'_>, r: &mut ReplyBuf<'_>) -> Outcome {
+            if d.body == b"slow" {
+                std::thread::sleep(Duration::from_millis(800));
+            }
+            self.handled.lock().unwrap().push(d.body.to_vec());
+            r.write(d.body);
+            Outcome::Success
+        }
+        fn cancelled(&mut self, d: &Delivery<'_>) {
+            self.skipped.lock().unwrap().push(d.body.to_vec());
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut h = Busy {
+        handled: handled.clone(),
+        skipped: skipped.clone(),
+    };
+    let cfg = WorkerConfig::new(HubAddr::parse_list(&addr).unwrap(), vec![1]);
+    let s2 = stop.clone();
+    let w = std::thread::spawn(move || worker::run(&cfg, &mut h, &s2));
+    hub.wait_workers(1, 1);
+    let mut s = session(&addr);
+    // Both in one write, so the worker holds both while it runs the first.
+    s.write(b"slow").unwrap();
+    let slow = s.send(1, true, false).unwrap();
+    s.write(b"victim").unwrap();
+    let victim = s.send(1, true, false).unwrap();
+    s.flush().unwrap();
+    hub.wait_worker_inflight(2);
+    s.cancel(victim).unwrap();
+    assert_eq!(
+        s.read(slow, Some(Duration::from_secs(10))).unwrap().body,
+        b"slow"
+    );
+    assert_eq!(
+        s.read(victim, Some(Duration::ZERO)).unwrap_err().status,
+        Status::Cancelled
+    );
+    // The worker answers the skipped delivery (so the hub frees its place) without running it.
+    hub.wait_worker_inflight(0);
+    stop.store(true, Ordering::SeqCst);
+    let _ = w.join();
+    assert_eq!(*handled.lock().unwrap(), vec![b"slow".to_vec()]);
+    assert_eq!(*skipped.lock().unwrap(), vec![b"victim".to_vec()]);
+}
+
+#[test]
+fn one_callers_burst_does_not_hold_another_callers_call() {
+    let hub = Hub::start(&["--proxy-ids", "1"]);
+    let addr = hub.addr.clone();
+    let bursts = Arc::new(AtomicU64::new(0));
+    let counter = bursts.clone();
+    // One request at a time, 5 ms each: 1,000 of them take 5 s or more.
+    let mut cfg = WorkerConfig::new(HubAddr::parse_list(&addr).unwrap(), vec![1]);
+    cfg.capacity = 1;
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let w = std::thread::spawn(move || {
+        let mut h = move |d: &Delivery<'_>, r: &mut ReplyBuf<'_>| {
+            std::thread::sleep(Duration::from_millis(5));
+            if d.body == b"burst" {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            r.write(d.body);
+            Outcome::Success
+        };
+        worker::run(&cfg, &mut h, &s2)
+    });
+    hub.wait_workers(1, 1);
+    let mut b = session(&addr);
+    b.connect().unwrap();
+    let mut a = session(&addr);
+    for _ in 0..1000 {
+        a.write(b"burst").unwrap();
+        a.send(1, true, false).unwrap();
+    }
+    a.flush().unwrap();
+    b.write(b"single").unwrap();
+    assert_eq!(
+        b.call(1, Some(Duration::from_secs(30))).unwrap().body,
+        b"single"
+    );
+    // Served in turn: the single call did not wait for the burst.
+    let before = bursts.load(Ordering::SeqCst);
+    assert!(
+        before < 200,
+        "{before} of the burst ran before the single call"
+    );
+    stop.store(true, Ordering::SeqCst);
+    drop(a);
+    let _ = w.join();
+}

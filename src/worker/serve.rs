@@ -139,6 +139,10 @@ impl WorkerConfig {
 /// How often the loop looks at the stop flag while idle.
 const STOP_POLL: Duration = Duration::from_millis(100);
 
+/// Between deliveries of one batch, the loop looks for CANCELs that arrived meanwhile once a
+/// handler has run this long (shorter handlers cost no system call).
+const CANCEL_LOOK: Duration = Duration::from_millis(5);
+
 /// Serves deliveries with `handler` until `stop` is set, reconnecting (to the same hub or the
 /// next of the list) with backoff whenever the connection fails. Returns an error only when
 /// the configuration is unusable or a hub refuses the worker.
@@ -250,8 +254,18 @@ fn serve(
         // Deliveries the hub cancelled before they ran are skipped: look ahead for CANCELs.
         cancelled.clear();
         cancels_in(conn.pending_input(), &mut cancelled);
+        let mut looked = Instant::now();
         // Handle every whole frame already read, building all replies into one write.
         loop {
+            // After a handler that took a while, take in what the hub sent meanwhile (without
+            // waiting): a CANCEL for a delivery still to come skips it.
+            if looked.elapsed() >= CANCEL_LOOK {
+                looked = Instant::now();
+                if conn.fill(Some(looked)).map_err(|e| lost(e.to_string()))? {
+                    cancelled.clear();
+                    cancels_in(conn.pending_input(), &mut cancelled);
+                }
+            }
             let mut out = std::mem::take(&mut conn.out);
             let step = match conn.next_frame() {
                 Err(e) => Err(Error::new(
