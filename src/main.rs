@@ -98,8 +98,8 @@ enum Command {
     /// Send standard input as one request to a proxy and print the reply.
     Call {
         /// Proxy id.
-        #[arg(long)]
-        proxy: i32,
+        #[arg(long, required_unless_present = "read")]
+        proxy: Option<i32>,
         /// Hub list (default: DCO_HUB, else 127.0.0.1:7790).
         #[arg(long)]
         hub: Option<String>,
@@ -107,9 +107,17 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         timeout_ms: i64,
         /// Past the timeout, leave the request running and exit with status 14 (DCO_E_QUEUED),
-        /// printing its id; `dco call --read ID` picks the answer up later.
+        /// printing its session and request ids; `dco call --session S --read ID` picks the
+        /// answer up later.
         #[arg(long)]
         queue_on_timeout: bool,
+        /// With --read: the session (16 hex digits) a queued request was sent in.
+        #[arg(long, requires = "read")]
+        session: Option<String>,
+        /// Read the answer of request ID of --session instead of sending standard input
+        /// (the hub holds it for --reply-ttl-s after the sending process left).
+        #[arg(long, requires = "session", value_name = "ID")]
+        read: Option<u64>,
     },
     /// Print the hub's live statistics per caller, worker and proxy.
     Stats {
@@ -145,6 +153,37 @@ enum WorkerKind {
         #[arg(long, default_value_t = 0)]
         delay_ms: u64,
     },
+}
+
+/// Prints a call's reply on standard output, or its failure on standard error, and gives the
+/// exit status: 0, or the outcome's number made positive (2 = timeout, 14 = queued, ...).
+fn print_outcome(outcome: dco::Result<dco::client::Reply>, session: &Session) -> ExitCode {
+    match outcome {
+        Ok(reply) => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(&reply.body).and_then(|_| out.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("dco call: cannot write the reply: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("dco call: {e}");
+            if e.status == dco::Status::Queued {
+                eprintln!(
+                    "dco call: read it later with: dco call --session {:016x} --read {}",
+                    session.session_id(),
+                    session.last_request_id()
+                );
+            }
+            if e.rcode != 0 {
+                eprintln!("dco call: worker return code {}", e.rcode);
+            }
+            ExitCode::from((-e.status.code()).clamp(1, 125) as u8)
+        }
+    }
 }
 
 /// The hub list from `--hub`, else DCO_HUB, else the default.
@@ -298,39 +337,32 @@ fn run(command: Command) -> Result<ExitCode, String> {
             hub,
             timeout_ms,
             queue_on_timeout,
+            session,
+            read,
         } => {
+            let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
+            if let (Some(sid), Some(id)) = (session, read) {
+                let sid = u64::from_str_radix(sid.trim_start_matches("0x"), 16)
+                    .map_err(|_| format!("--session: '{sid}' is not a hex session id"))?;
+                let cfg = SessionConfig::with_hubs(hub_list(&hub)?);
+                let mut s = Session::resume(cfg, sid).map_err(|e| e.to_string())?;
+                s.expect(id).map_err(|e| e.to_string())?;
+                return Ok(print_outcome(s.read(id, timeout), &s));
+            }
+            let proxy = proxy.ok_or("--proxy is required")?;
             let mut body = Vec::new();
             std::io::stdin()
                 .read_to_end(&mut body)
                 .map_err(|e| format!("cannot read standard input: {e}"))?;
             let mut session = Session::new(SessionConfig::with_hubs(hub_list(&hub)?));
             session.write(&body).map_err(|e| e.to_string())?;
-            let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
             let flags = if queue_on_timeout {
                 dco::client::CallFlags::QUEUE_ON_TIMEOUT
             } else {
                 dco::client::CallFlags::NONE
             };
-            match session.call_with(proxy, flags, timeout) {
-                Ok(reply) => {
-                    let mut out = std::io::stdout().lock();
-                    out.write_all(&reply.body)
-                        .and_then(|_| out.flush())
-                        .map_err(|e| format!("cannot write the reply: {e}"))?;
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    eprintln!("dco call: {e}");
-                    if e.status == dco::Status::Queued {
-                        eprintln!("dco call: request id {}", session.last_request_id());
-                    }
-                    if e.rcode != 0 {
-                        eprintln!("dco call: worker return code {}", e.rcode);
-                    }
-                    // Exit status: the outcome's number, made positive (2 = timeout, ...).
-                    Ok(ExitCode::from((-e.status.code()).clamp(1, 125) as u8))
-                }
-            }
+            let outcome = session.call_with(proxy, flags, timeout);
+            Ok(print_outcome(outcome, &session))
         }
         Command::Stats { hub, json } => stats::print(&hub_list(&hub)?, json),
         Command::Bench(args) => bench::run(args),

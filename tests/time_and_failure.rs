@@ -418,7 +418,26 @@ fn dco_call_exit_status_tells_the_outcomes_apart() {
     assert_eq!(o.status.code(), Some(2), "timeout");
     let o = run(&["--queue-on-timeout"]);
     assert_eq!(o.status.code(), Some(14), "queued");
-    assert!(String::from_utf8_lossy(&o.stderr).contains("request id"));
+    // Another process picks the parked answer up with the words it was given.
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    let hint = err
+        .lines()
+        .find_map(|l| l.split("read it later with: dco call ").nth(1))
+        .unwrap_or_else(|| panic!("no hint in: {err}"))
+        .to_string();
+    let args: Vec<&str> = hint.split_whitespace().collect();
+    let o = Command::new(common::dco_bin())
+        .args(["call", "--hub", &addr, "--timeout-ms", "20000"])
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]

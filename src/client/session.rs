@@ -279,6 +279,32 @@ impl Session {
         self.session_id
     }
 
+    /// A session that resumes session `id` (from [`Session::session_id`] of another process),
+    /// to read answers the hub holds for it: announce each with [`Session::expect`]. Whoever
+    /// knows a session id can read its answers; keep it as private as the answers.
+    pub fn resume(cfg: SessionConfig, id: u64) -> Result<Session> {
+        if id == 0 {
+            return Err(Error::new(Status::Invalid, "a session id must not be 0"));
+        }
+        let mut s = Session::new(cfg);
+        s.session_id = id;
+        Ok(s)
+    }
+
+    /// Announces that this session waits for the answer to `id`, a request sent by an earlier
+    /// holder of the session (see [`Session::resume`]), so that [`Session::read`] takes it.
+    /// New requests of this session get ids above it.
+    pub fn expect(&mut self, id: u64) -> Result<()> {
+        if id == 0 || id == u64::MAX {
+            return Err(Error::new(Status::Invalid, "request id out of range"));
+        }
+        self.pending.entry(id).or_insert(Pending::Waiting(Park::No));
+        self.next_id = self.next_id.max(id + 1);
+        self.written_id = self.written_id.max(id);
+        self.acked = self.acked.max(id);
+        Ok(())
+    }
+
     /// Finishes the body and sends it to `proxy`. With `buffered`, the request only joins the
     /// session's batch until [`Session::flush`]; with `oneway`, no reply is kept. Returns the
     /// request id. If no hub can be reached the request is not taken (`NotConnected`) and the
