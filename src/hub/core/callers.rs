@@ -293,7 +293,7 @@ impl Core {
     /// The caller cancels request `id`: waiting, it is removed for good (journaled); held by
     /// a worker, the worker is told and its answer will be dropped; answered, the answer is
     /// forgotten.
-    pub(super) fn on_cancel(&mut self, session: SessionId, id: u64, now: Micros) {
+    pub(super) fn on_cancel(&mut self, session: SessionId, id: u64) {
         let Some(req) = self.reqs.remove(&(session, id)) else {
             self.finish_reply(session, id);
             return;
@@ -311,7 +311,6 @@ impl Core {
             ss.errors += 1;
         }
         tracing::debug!("request {id} cancelled by its caller");
-        let _ = now;
     }
 
     /// Takes `req` out of its proxy's waiting counts (it leaves the queue or the redo queue).

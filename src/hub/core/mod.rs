@@ -263,7 +263,7 @@ impl Core {
             ) => self.on_request(t, id, proxy, flags, timeout_ms, body, now),
             (Role::Caller(c), Frame::Cancel { id }) => {
                 let session = c.session;
-                self.on_cancel(session, id, now);
+                self.on_cancel(session, id);
                 Ok(())
             }
             (Role::Caller(c), Frame::Done { ids }) => {
