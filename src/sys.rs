@@ -209,3 +209,82 @@ pub fn poll_rw(fd: RawFd, read: bool, timeout: std::time::Duration) -> io::Resul
         ));
     }
 }
+
+/// An eventfd used to wake a thread blocked in [`poll_in2`] from other threads.
+pub struct EventFd(std::os::fd::OwnedFd);
+
+impl EventFd {
+    /// A new non-blocking, close-on-exec eventfd.
+    pub fn new() -> io::Result<EventFd> {
+        // SAFETY: eventfd takes no pointers; a non-negative result is a new descriptor we own.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor owned by nobody else.
+        Ok(EventFd(unsafe {
+            <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+        }))
+    }
+
+    /// The descriptor, for [`poll_in2`].
+    pub fn fd(&self) -> RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.0)
+    }
+
+    /// Makes the descriptor readable (wakes the poller). Never blocks; a counter already at
+    /// its maximum stays readable, which is all a wake-up needs.
+    pub fn signal(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to our own descriptor.
+        unsafe { libc::write(self.fd(), &one as *const u64 as *const libc::c_void, 8) };
+    }
+
+    /// Resets the descriptor to not readable.
+    pub fn drain(&self) {
+        let mut v: u64 = 0;
+        // SAFETY: reads at most 8 bytes into a live u64 from our own non-blocking descriptor.
+        unsafe { libc::read(self.fd(), &mut v as *mut u64 as *mut libc::c_void, 8) };
+    }
+}
+
+/// Waits up to `timeout` (None: without limit) until `a` or `b` is readable; returns which.
+/// An error or hang-up on a descriptor counts as readable (the next read reports it).
+pub fn poll_in2(
+    a: RawFd,
+    b: RawFd,
+    timeout: Option<std::time::Duration>,
+) -> io::Result<(bool, bool)> {
+    let mut p = [
+        libc::pollfd {
+            fd: a,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: b,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    // Round up, so that a wait for 0.4 ms does not spin.
+    let ms = match timeout {
+        None => -1,
+        Some(t) => (t.as_micros().div_ceil(1000)).min(i32::MAX as u128) as i32,
+    };
+    loop {
+        // SAFETY: `p` is an array of two valid pollfds for the whole call.
+        let r = unsafe { libc::poll(p.as_mut_ptr(), 2, ms) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        let ready = |q: &libc::pollfd| {
+            q.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0
+        };
+        return Ok((ready(&p[0]), ready(&p[1])));
+    }
+}

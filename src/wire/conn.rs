@@ -267,6 +267,44 @@ impl Conn {
         }
     }
 
+    /// Like [`Conn::fill`], but also returns when `wake` becomes readable (another thread has
+    /// something for the caller): `Ok((read, woke))`. Does not drain `wake`.
+    pub fn fill_or_wake(
+        &mut self,
+        deadline: Option<Instant>,
+        wake: std::os::fd::RawFd,
+    ) -> io::Result<(bool, bool)> {
+        if self.start > 0 && self.start * 2 >= self.inbuf.len() {
+            self.inbuf.drain(..self.start);
+            self.start = 0;
+        }
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let (readable, woke) = crate::sys::poll_in2(self.fd(), wake, timeout)?;
+        if !readable {
+            return Ok((false, woke));
+        }
+        let fd = self.fd();
+        match crate::sys::recv_append(fd, &mut self.inbuf, READ_CHUNK, libc::MSG_DONTWAIT) {
+            Ok(0) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the hub closed the connection",
+            )),
+            Ok(_) => {
+                self.last_rx = Instant::now();
+                Ok((true, woke))
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok((false, woke))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Appends what arrives before `deadline` to the input buffer (a blocking `recv` bounded by
     /// `SO_RCVTIMEO`; a deadline already passed only looks).
     fn read_until(&mut self, deadline: Option<Instant>) -> io::Result<usize> {

@@ -3,10 +3,17 @@
 //!
 //! Workers connect to the hub (never the other way), so they may live behind NAT and restart
 //! freely: [`run`] reconnects with backoff until it is told to stop. A handler is any
-//! [`Handler`]: a closure in Rust, or a C callback through `crate::ffi`.
+//! [`Handler`] (one request at a time: a closure in Rust, or a C callback through `crate::ffi`),
+//! or a [`Service`] that runs many at once ([`Pool`] makes one of a blocking handler).
 
 mod echo;
+mod handler;
+mod pool;
 mod serve;
+mod service;
 
 pub use echo::Echo;
-pub use serve::{run, Delivery, Handler, Outcome, ReplyBuf, WorkerConfig};
+pub use handler::{Delivery, Handler, Outcome, ReplyBuf};
+pub use pool::{Pool, PoolHandler};
+pub use serve::{run, run_service, WorkerConfig};
+pub use service::{CancelSignal, Cancelled, Request, Responder, Response, Service};

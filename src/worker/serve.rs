@@ -1,107 +1,19 @@
-//! The worker loop: connect, greet, serve deliveries in batches, reconnect on failure.
+//! The worker loop: run the init hook, connect, greet, serve deliveries in batches, reconnect
+//! on failure, and on a graceful stop finish what is in flight and run the done hook.
+//!
+//! Two ways to serve: a [`Handler`] runs one request at a time on the loop's own thread and
+//! writes its reply straight into the output buffer ([`run`]); a [`Service`] gets owned
+//! requests and answers later, from any thread, many at once ([`run_service`]).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::handler::{Delivery, Handler, Outcome, ReplyBuf};
+use super::service::{CancelSignal, Completions, Request, Responder, Response, Service, Tag};
 use crate::status::{Error, Result, Status};
 use crate::wire::{self, Conn, Frame, HubAddr, Role, HEADER_LEN};
-
-/// One request handed to a worker.
-#[derive(Clone, Copy, Debug)]
-pub struct Delivery<'a> {
-    /// The caller's session id.
-    pub session: u64,
-    /// The caller's request id; with `session` it names the request across redeliveries.
-    pub request: u64,
-    /// The proxy id the request was sent to.
-    pub proxy: i32,
-    /// Delivery attempt, 1 for the first: above 1 the request may have run before.
-    pub attempt: u32,
-    /// When the hub stops waiting for the answer (the request's deadline or the proxy's
-    /// service-time limit, whichever comes first); None: no limit. An answer after it is
-    /// dropped, so a handler should give up (or answer [`Outcome::RetryLater`]) before.
-    pub deadline: Option<Instant>,
-    /// The request body.
-    pub body: &'a [u8],
-}
-
-impl Delivery<'_> {
-    /// The time left before [`Delivery::deadline`] (zero once passed); None: no limit.
-    pub fn remaining(&self) -> Option<Duration> {
-        self.deadline
-            .map(|d| d.saturating_duration_since(Instant::now()))
-    }
-}
-
-/// What a handler says of a request it ran.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Done; the reply buffer holds the reply.
-    Success,
-    /// Application failure with this return code (Tuxedo's TPFAIL + tpurcode); the reply buffer
-    /// may say why. Not retried.
-    Failure(i32),
-    /// Could not run it now for a passing reason (the far side is down, busy, timed out): the
-    /// hub tries it again later, per the proxy's retry policy; the reply buffer may say why.
-    /// After the last attempt the caller gets DCO_E_SYSTEM with those words.
-    RetryLater,
-    /// Finish the request by handing it to this proxy (Tuxedo's tpforward); the reply buffer
-    /// holds the new body. The final answer goes straight to the original caller.
-    Forward(i32),
-}
-
-/// The reply being built for one delivery. It writes straight into the connection's output
-/// buffer, so a reply is never copied on its way out.
-pub struct ReplyBuf<'a> {
-    buf: &'a mut Vec<u8>,
-    start: usize,
-    /// An outcome set on the buffer (the C API's dco_reply_retry and dco_reply_forward),
-    /// which overrides the handler's return.
-    pub(crate) verdict: Option<Outcome>,
-}
-
-impl ReplyBuf<'_> {
-    /// Appends bytes to the reply.
-    pub fn write(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
-    }
-
-    /// Bytes written so far.
-    pub fn len(&self) -> usize {
-        self.buf.len() - self.start
-    }
-
-    /// Whether nothing was written.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Drops what was written.
-    pub fn clear(&mut self) {
-        self.buf.truncate(self.start);
-    }
-}
-
-/// Serves deliveries.
-pub trait Handler {
-    /// Runs one request and writes its reply into `reply`.
-    fn handle(&mut self, d: &Delivery<'_>, reply: &mut ReplyBuf<'_>) -> Outcome;
-
-    /// The hub cancelled a delivery before it ran (its caller cancelled it, or its time ran
-    /// out): it is not run. The default does nothing.
-    fn cancelled(&mut self, d: &Delivery<'_>) {
-        let _ = d;
-    }
-}
-
-impl<F> Handler for F
-where
-    F: FnMut(&Delivery<'_>, &mut ReplyBuf<'_>) -> Outcome,
-{
-    fn handle(&mut self, d: &Delivery<'_>, reply: &mut ReplyBuf<'_>) -> Outcome {
-        self(d, reply)
-    }
-}
 
 /// How a worker finds its hubs and what it serves.
 #[derive(Clone, Debug)]
@@ -118,6 +30,8 @@ pub struct WorkerConfig {
     pub capacity: u32,
     /// Limit for connecting and greeting one hub.
     pub connect_timeout: Duration,
+    /// On a graceful stop, how long to wait for the requests in flight to be answered.
+    pub drain_timeout: Duration,
 }
 
 impl WorkerConfig {
@@ -132,6 +46,7 @@ impl WorkerConfig {
                 .unwrap_or_default(),
             capacity: 1024,
             connect_timeout: Duration::from_secs(2),
+            drain_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -143,10 +58,40 @@ const STOP_POLL: Duration = Duration::from_millis(100);
 /// handler has run this long (shorter handlers cost no system call).
 const CANCEL_LOOK: Duration = Duration::from_millis(5);
 
-/// Serves deliveries with `handler` until `stop` is set, reconnecting (to the same hub or the
-/// next of the list) with backoff whenever the connection fails. Returns an error only when
-/// the configuration is unusable or a hub refuses the worker.
+/// Serves deliveries with `handler`, one at a time, until `stop` is set, reconnecting (to the
+/// same hub or the next of the list) with backoff whenever the connection fails. Runs the
+/// handler's init hook first and its done hook after a graceful stop. Returns an error only
+/// when the configuration is unusable, the init hook fails or a hub refuses the worker.
 pub fn run(cfg: &WorkerConfig, handler: &mut dyn Handler, stop: &AtomicBool) -> Result<()> {
+    check(cfg)?;
+    handler.init().map_err(init_failed)?;
+    let mut way = Way::Inline(handler);
+    connect_loop(cfg, &mut way, stop)?;
+    if let Way::Inline(h) = way {
+        h.done();
+    }
+    Ok(())
+}
+
+/// Serves deliveries with `service`, many at once, until `stop` is set; otherwise as [`run`].
+/// On a graceful stop the requests in flight are answered first (for up to
+/// [`WorkerConfig::drain_timeout`]), then the service's done hook runs.
+pub fn run_service(cfg: &WorkerConfig, service: &dyn Service, stop: &AtomicBool) -> Result<()> {
+    check(cfg)?;
+    service.init().map_err(init_failed)?;
+    connect_loop(cfg, &mut Way::Concurrent(service), stop)?;
+    service.done();
+    Ok(())
+}
+
+fn init_failed(why: String) -> Error {
+    Error::new(
+        Status::AppFail,
+        format!("the worker's init hook failed: {why}"),
+    )
+}
+
+fn check(cfg: &WorkerConfig) -> Result<()> {
     if cfg.hubs.is_empty() {
         return Err(Error::new(Status::Invalid, "no hub address configured"));
     }
@@ -156,6 +101,16 @@ pub fn run(cfg: &WorkerConfig, handler: &mut dyn Handler, stop: &AtomicBool) -> 
             "a worker must serve at least one proxy",
         ));
     }
+    Ok(())
+}
+
+/// How deliveries are served.
+enum Way<'a> {
+    Inline(&'a mut dyn Handler),
+    Concurrent(&'a dyn Service),
+}
+
+fn connect_loop(cfg: &WorkerConfig, way: &mut Way<'_>, stop: &AtomicBool) -> Result<()> {
     let mut backoff = Duration::from_millis(50);
     let mut index = 0;
     let session = crate::sys::random_u64();
@@ -166,7 +121,13 @@ pub fn run(cfg: &WorkerConfig, handler: &mut dyn Handler, stop: &AtomicBool) -> 
                 tracing::info!(hub = %addr, "worker connected");
                 backoff = Duration::from_millis(50);
                 let since = Instant::now();
-                match serve(&mut conn, keepalive, handler, stop) {
+                let served = match way {
+                    Way::Inline(h) => serve(&mut conn, keepalive, &mut **h, stop),
+                    Way::Concurrent(s) => {
+                        serve_concurrent(&mut conn, keepalive, *s, stop, cfg.drain_timeout)
+                    }
+                };
+                match served {
                     Ok(()) => return Ok(()),
                     Err(e) if fatal(&e) => return Err(e),
                     Err(e) => tracing::warn!(hub = %addr, "worker connection lost: {e}"),
@@ -304,6 +265,183 @@ fn serve(
     }
 }
 
+/// Serves one connection with a [`Service`]: deliveries are started as they arrive, answers
+/// are written as they come back, and CANCELs reach the requests they name while those run.
+/// `Ok(())` means `stop` was set and what was in flight was answered (or `drain` ran out).
+fn serve_concurrent(
+    conn: &mut Conn,
+    keepalive: Duration,
+    service: &dyn Service,
+    stop: &AtomicBool,
+    drain: Duration,
+) -> Result<()> {
+    let lost = |msg: String| Error::new(Status::NotConnected, msg);
+    let max_body = (conn.max_frame.saturating_sub(64) as usize).saturating_sub(16);
+    // One completion queue per connection: answers for an earlier connection's deliveries
+    // go to a queue nobody reads (the hub has given those to someone else).
+    let done = Arc::new(
+        Completions::new().map_err(|e| Error::new(Status::System, format!("eventfd: {e}")))?,
+    );
+    let mut guard = CancelOnDrop(HashMap::new());
+    let inflight = &mut guard.0;
+    let mut answers: Vec<(Tag, Response)> = Vec::new();
+    let mut stopping: Option<Instant> = None;
+    loop {
+        // Frames read so far: start deliveries (unless stopping), pass on cancels.
+        loop {
+            let mut out = std::mem::take(&mut conn.out);
+            let step = match conn.next_frame() {
+                Err(e) => Err(Error::new(
+                    Status::Protocol,
+                    format!("bad frame from the hub: {e}"),
+                )),
+                Ok(None) => Ok(None),
+                Ok(Some((frame, n))) => {
+                    let accept = stopping.is_none();
+                    start_frame(frame, &mut out, service, &done, inflight, accept).map(|()| Some(n))
+                }
+            };
+            conn.out = out;
+            match step? {
+                None => break,
+                Some(n) => conn.consume(n),
+            }
+        }
+        done.take(&mut answers);
+        for (tag, r) in answers.drain(..) {
+            if inflight.remove(&tag).is_none() {
+                continue;
+            }
+            let at = conn.out.len();
+            wire::encode_result(&mut conn.out, tag.0, 0, 0, &[]);
+            conn.out.extend_from_slice(&r.body);
+            finish_result(&mut conn.out, at, r.outcome, r.rcode, max_body);
+        }
+        conn.flush().map_err(|e| lost(e.to_string()))?;
+        if stopping.is_none() && stop.load(Ordering::Relaxed) {
+            stopping = Some(Instant::now() + drain);
+        }
+        if let Some(until) = stopping {
+            if inflight.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= until {
+                tracing::warn!(
+                    "worker stopping with {} requests unanswered after {} ms",
+                    inflight.len(),
+                    drain.as_millis()
+                );
+                return Ok(());
+            }
+        }
+        if conn.has_frame() {
+            continue;
+        }
+        let dead_at = conn.last_rx + keepalive * 3;
+        let now = Instant::now();
+        if now >= dead_at {
+            return Err(lost(
+                "the hub stopped answering (keep-alive expired)".into(),
+            ));
+        }
+        conn.fill_or_wake(Some((now + STOP_POLL).min(dead_at)), done.wake_fd())
+            .map_err(|e| lost(e.to_string()))?;
+    }
+}
+
+/// The requests in flight on one connection, by tag. However the connection ends, those still
+/// running are told to stop: the hub gives them to another worker once it sees it go.
+struct CancelOnDrop(HashMap<Tag, CancelSignal>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        for (_, c) in self.0.drain() {
+            c.cancel();
+        }
+    }
+}
+
+/// One frame on a concurrent worker's connection.
+fn start_frame(
+    frame: Frame<'_>,
+    out: &mut Vec<u8>,
+    service: &dyn Service,
+    done: &Arc<Completions>,
+    inflight: &mut HashMap<Tag, CancelSignal>,
+    accept: bool,
+) -> Result<()> {
+    match frame {
+        Frame::Deliver {
+            tag,
+            session,
+            request,
+            proxy,
+            attempt,
+            remaining_ms,
+            body,
+        } => {
+            // While stopping, new deliveries are left unanswered: the hub gives them to
+            // another worker when this connection closes.
+            if !accept {
+                return Ok(());
+            }
+            let tag = Tag(tag);
+            let cancel = CancelSignal::default();
+            let deadline = (remaining_ms > 0)
+                .then(|| Instant::now() + Duration::from_millis(remaining_ms as u64));
+            let req = Request::new(
+                session,
+                request,
+                proxy,
+                attempt,
+                deadline,
+                body.to_vec(),
+                cancel.clone(),
+            );
+            inflight.insert(tag, cancel);
+            service.start(req, Responder::new(tag, done.clone()));
+            Ok(())
+        }
+        // To a worker, a CANCEL names the delivery's tag.
+        Frame::Cancel { id } => {
+            if let Some(c) = inflight.get(&Tag(id)) {
+                c.cancel();
+            }
+            Ok(())
+        }
+        other => control_frame(other, out),
+    }
+}
+
+/// Fills in the RESULT (or FORWARD) frame begun at `at` whose body follows its fixed fields:
+/// the length and the outcome. A body over `max_body` is replaced by an error.
+fn finish_result(out: &mut Vec<u8>, at: usize, outcome: Outcome, rcode: i32, max_body: usize) {
+    let start = at + HEADER_LEN + 16;
+    let too_large = out.len() - start > max_body;
+    if too_large {
+        out.truncate(start);
+        let msg = format!("the reply is over the hub's limit of {max_body} bytes");
+        out.extend_from_slice(msg.as_bytes());
+    }
+    let payload = (out.len() - at - HEADER_LEN) as u32;
+    out[at..at + 4].copy_from_slice(&payload.to_be_bytes());
+    // RESULT and FORWARD have the same fixed layout: tag, then two 32-bit fields (status and
+    // rcode; proxy and flags).
+    let (status, rcode) = match outcome {
+        _ if too_large => (Status::TooLarge.code(), 0),
+        Outcome::Success => (0, rcode),
+        Outcome::Failure(rc) => (Status::AppFail.code(), rc),
+        Outcome::RetryLater => (wire::RESULT_RETRY, rcode),
+        Outcome::Cancelled => (Status::Cancelled.code(), 0),
+        Outcome::Forward(p) => {
+            out[at + 4] = wire::FrameType::Forward as u8;
+            (p, 0)
+        }
+    };
+    out[at + 16..at + 20].copy_from_slice(&status.to_be_bytes());
+    out[at + 20..at + 24].copy_from_slice(&rcode.to_be_bytes());
+}
+
 /// The tags of the CANCEL frames among the whole frames of `input`.
 fn cancels_in(mut input: &[u8], tags: &mut Vec<u64>) {
     while input.len() >= HEADER_LEN {
@@ -356,43 +494,28 @@ fn handle_frame(
             let at = out.len();
             wire::encode_result(out, tag, 0, 0, &[]);
             let start = out.len();
-            let outcome = {
+            let (outcome, rcode) = {
                 let mut reply = ReplyBuf {
                     buf: out,
                     start,
                     verdict: None,
+                    rcode: 0,
                 };
                 let o = handler.handle(&d, &mut reply);
-                reply.verdict.unwrap_or(o)
+                (reply.verdict.unwrap_or(o), reply.rcode)
             };
-            let (outcome, too_large) = if out.len() - start > max_body {
-                out.truncate(start);
-                let msg = format!("the reply is over the hub's limit of {max_body} bytes");
-                out.extend_from_slice(msg.as_bytes());
-                (outcome, true)
-            } else {
-                (outcome, false)
-            };
-            let payload = (out.len() - at - HEADER_LEN) as u32;
-            out[at..at + 4].copy_from_slice(&payload.to_be_bytes());
-            // RESULT and FORWARD have the same fixed layout: tag, then two 32-bit fields
-            // (status and rcode; proxy and flags).
-            let (status, rcode) = match outcome {
-                _ if too_large => (Status::TooLarge.code(), 0),
-                Outcome::Success => (0, 0),
-                Outcome::Failure(rc) => (Status::AppFail.code(), rc),
-                Outcome::RetryLater => (wire::RESULT_RETRY, 0),
-                Outcome::Forward(p) => {
-                    out[at + 4] = wire::FrameType::Forward as u8;
-                    (p, 0)
-                }
-            };
-            out[at + 16..at + 20].copy_from_slice(&status.to_be_bytes());
-            out[at + 20..at + 24].copy_from_slice(&rcode.to_be_bytes());
+            finish_result(out, at, outcome, rcode, max_body);
             Ok(())
         }
         // A cancel of a delivery already answered (or skipped above): nothing to do.
         Frame::Cancel { .. } => Ok(()),
+        other => control_frame(other, out),
+    }
+}
+
+/// The frames both ways of serving treat alike.
+fn control_frame(frame: Frame<'_>, out: &mut Vec<u8>) -> Result<()> {
+    match frame {
         Frame::Ping { nonce } => {
             wire::encode_pong(out, nonce);
             Ok(())
