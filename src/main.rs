@@ -153,6 +153,104 @@ enum WorkerKind {
         #[arg(long, default_value_t = 0)]
         delay_ms: u64,
     },
+    /// Serve a proxy by calling HTTP services: the request body is an HTTP/1.1 request
+    /// message (path relative to --base-url), the reply the HTTP/1.1 response message.
+    Http(HttpArgs),
+}
+
+#[derive(clap::Args)]
+struct HttpArgs {
+    /// Proxy id(s) to serve (repeat or comma-separate).
+    #[arg(long, value_delimiter = ',', required = true)]
+    proxy: Vec<i32>,
+    /// Hub list (default: DCO_HUB, else 127.0.0.1:7790).
+    #[arg(long)]
+    hub: Option<String>,
+    /// The URL request paths are relative to, such as https://api.example.com/v1.
+    #[arg(long)]
+    base_url: String,
+    /// A host (name or name:port) that absolute URLs in requests may name (repeatable).
+    #[arg(long = "allow-host", value_name = "HOST")]
+    allow_hosts: Vec<String>,
+    /// Requests in flight at once (also what the hub may hand this worker).
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Time limit of a request that has no deadline of its own, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    timeout_ms: u64,
+    /// Time limit for opening a connection, in milliseconds.
+    #[arg(long, default_value_t = 5_000)]
+    connect_timeout_ms: u64,
+    /// Largest response body passed on, in bytes; a larger one fails the request.
+    #[arg(long, default_value_t = 8 << 20)]
+    max_response: usize,
+    /// Built-in roots TLS trusts: both (system and webpki), webpki, system or none.
+    #[arg(long, default_value = "both")]
+    roots: dco::worker::http::Roots,
+    /// Extra trusted CA certificates, PEM.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Client certificate chain (PEM) for services that ask for one; needs --client-key.
+    #[arg(long, requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, requires = "client_cert")]
+    client_key: Option<PathBuf>,
+    /// A header sent with every request that does not set it, as 'Name: value' (repeatable).
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    headers: Vec<String>,
+    /// A file of 'Name: value' lines sent like --header (for keys kept out of the command line).
+    #[arg(long)]
+    header_file: Option<PathBuf>,
+    /// Bearer token for requests that do not set Authorization.
+    #[arg(long, env = "DCO_HTTP_BEARER_TOKEN", hide_env_values = true)]
+    bearer_token: Option<String>,
+    /// user:password for Basic authentication of requests that do not set Authorization.
+    #[arg(long, env = "DCO_HTTP_BASIC_AUTH", hide_env_values = true)]
+    basic_auth: Option<String>,
+    /// Speak HTTP/2 without TLS (with TLS it is negotiated).
+    #[arg(long)]
+    http2_prior_knowledge: bool,
+    /// Set this header to a key that stays the same across the retries of one request
+    /// (Idempotency-Key, for services that deduplicate).
+    #[arg(long, value_name = "NAME")]
+    idempotency_header: Option<String>,
+}
+
+impl HttpArgs {
+    fn config(&self) -> Result<dco::worker::http::HttpConfig, String> {
+        let mut c = dco::worker::http::HttpConfig::new(self.base_url.clone());
+        c.allow_hosts = self.allow_hosts.clone();
+        c.concurrency = self.concurrency.max(1);
+        c.timeout = Duration::from_millis(self.timeout_ms.max(1));
+        c.connect_timeout = Duration::from_millis(self.connect_timeout_ms.max(1));
+        c.max_response = self.max_response;
+        c.roots = self.roots;
+        c.ca_file = self.ca_file.clone();
+        c.client_cert = self.client_cert.clone();
+        c.client_key = self.client_key.clone();
+        let mut lines = self.headers.clone();
+        if let Some(f) = &self.header_file {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| format!("--header-file {}: {e}", f.display()))?;
+            lines.extend(
+                text.lines()
+                    .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+                    .map(str::to_string),
+            );
+        }
+        for l in lines {
+            let (n, v) = l
+                .split_once(':')
+                .ok_or_else(|| format!("header '{l}': expected 'Name: value'"))?;
+            c.headers.push((n.trim().to_string(), v.trim().to_string()));
+        }
+        c.bearer_token = self.bearer_token.clone().filter(|t| !t.is_empty());
+        c.basic_auth = self.basic_auth.clone().filter(|t| !t.is_empty());
+        c.http2_prior_knowledge = self.http2_prior_knowledge;
+        c.idempotency_header = self.idempotency_header.clone();
+        Ok(c)
+    }
 }
 
 /// Prints a call's reply on standard output, or its failure on standard error, and gives the
@@ -330,6 +428,21 @@ fn run(command: Command) -> Result<ExitCode, String> {
                     Err(_) => return Err("a worker thread panicked".into()),
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Worker {
+            kind: WorkerKind::Http(args),
+        } => {
+            let service = dco::worker::http::HttpService::new(&args.config()?)?;
+            let mut cfg = WorkerConfig::new(hub_list(&args.hub)?, args.proxy.clone());
+            cfg.capacity = args.concurrency.clamp(1, u32::MAX as usize) as u32;
+            cfg.name = format!("http[{}]", std::process::id());
+            let stop = Arc::new(AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register(sig, stop.clone())
+                    .map_err(|e| format!("cannot install a signal handler: {e}"))?;
+            }
+            worker::run_service(&cfg, &service, &stop).map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Call {

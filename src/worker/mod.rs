@@ -7,6 +7,7 @@
 //! or a [`Service`] that runs many at once ([`Pool`] makes one of a blocking handler).
 
 mod echo;
+pub mod http;
 mod handler;
 mod pool;
 mod serve;
