@@ -7,8 +7,8 @@
 //! or a [`Service`] that runs many at once ([`Pool`] makes one of a blocking handler).
 
 mod echo;
-pub mod http;
 mod handler;
+pub mod http;
 mod pool;
 mod serve;
 mod service;

@@ -42,9 +42,14 @@ const HOP_BY_HOP: &[&str] = &[
 /// Whether a response header is dropped from the reply: the body has been de-chunked and is
 /// given whole, with its own Content-Length.
 pub fn dropped_response_header(name: &str) -> bool {
-    ["transfer-encoding", "content-length", "connection", "keep-alive"]
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h))
+    [
+        "transfer-encoding",
+        "content-length",
+        "connection",
+        "keep-alive",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
 }
 
 /// Longest request line, and longest header section, accepted.
@@ -78,9 +83,11 @@ pub fn parse_request(input: &[u8]) -> Result<RequestMessage<'_>, String> {
     // Skip blank lines before the request line (RFC 9112 2.2).
     let request_line = loop {
         if rest.is_empty() {
-            return Err("the request body is empty: expected a request line such as \
+            return Err(
+                "the request body is empty: expected a request line such as \
                         'GET /path HTTP/1.1'"
-                .into());
+                    .into(),
+            );
         }
         let (line, r, _) = next_line(rest);
         rest = r;
@@ -89,9 +96,7 @@ pub fn parse_request(input: &[u8]) -> Result<RequestMessage<'_>, String> {
         }
     };
     if request_line.len() > MAX_HEAD {
-        return Err(format!(
-            "the request line is longer than {MAX_HEAD} bytes"
-        ));
+        return Err(format!("the request line is longer than {MAX_HEAD} bytes"));
     }
     let request_line = std::str::from_utf8(request_line)
         .map_err(|_| "the request line is not UTF-8 text".to_string())?;
@@ -134,13 +139,15 @@ pub fn parse_request(input: &[u8]) -> Result<RequestMessage<'_>, String> {
         }
         head_len += line.len();
         if head_len > MAX_HEAD {
-            return Err(format!("the header section is longer than {MAX_HEAD} bytes"));
+            return Err(format!(
+                "the header section is longer than {MAX_HEAD} bytes"
+            ));
         }
         if line[0] == b' ' || line[0] == b'\t' {
             return Err("folded header lines (starting with a space) are not supported".into());
         }
-        let line = std::str::from_utf8(line)
-            .map_err(|_| "a header line is not UTF-8 text".to_string())?;
+        let line =
+            std::str::from_utf8(line).map_err(|_| "a header line is not UTF-8 text".to_string())?;
         let Some((name, value)) = line.split_once(':') else {
             return Err(format!(
                 "malformed header line '{}': expected 'Name: value'",
@@ -152,7 +159,9 @@ pub fn parse_request(input: &[u8]) -> Result<RequestMessage<'_>, String> {
         }
         let value = value.trim_matches([' ', '\t']);
         if value.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
-            return Err(format!("the value of header '{name}' has control characters"));
+            return Err(format!(
+                "the value of header '{name}' has control characters"
+            ));
         }
         if !HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
             headers.push((name, value));
@@ -296,9 +305,8 @@ mod tests {
 
     #[test]
     fn framing_headers_are_the_workers() {
-        let m =
-            parse_request(b"PUT /x HTTP/1.1\nContent-Length: 99\nHost: evil\nX-Ok: 1\n\nab")
-                .unwrap();
+        let m = parse_request(b"PUT /x HTTP/1.1\nContent-Length: 99\nHost: evil\nX-Ok: 1\n\nab")
+            .unwrap();
         assert_eq!(m.headers, vec![("X-Ok", "1")]);
         assert_eq!(m.body, b"ab");
     }
@@ -333,7 +341,10 @@ mod tests {
 
     #[test]
     fn join_keeps_the_base_path() {
-        assert_eq!(join("http://h:1/api/", "/sms?x=1"), "http://h:1/api/sms?x=1");
+        assert_eq!(
+            join("http://h:1/api/", "/sms?x=1"),
+            "http://h:1/api/sms?x=1"
+        );
         assert_eq!(join("http://h:1", "/"), "http://h:1/");
     }
 

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 
 use super::{Outcome, Request, Responder, Response, Service};
-use message::{Target, RequestMessage};
+use message::{RequestMessage, Target};
 
 /// Which built-in roots TLS trusts (beside `--ca-file`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,7 +132,11 @@ impl HttpService {
                 cfg.base_url
             ));
         }
-        let mut allow: Vec<String> = cfg.allow_hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
+        let mut allow: Vec<String> = cfg
+            .allow_hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
         allow.push(host_port(&base));
         let client = build_client(cfg)?;
         let idempotency = match &cfg.idempotency_header {
@@ -221,7 +225,11 @@ fn chain(e: &dyn std::error::Error) -> String {
 fn malformed(words: String) -> Response {
     Response::failure(
         400,
-        message::worker_response(400, "malformed-request", &format!("dco http worker: {words}")),
+        message::worker_response(
+            400,
+            "malformed-request",
+            &format!("dco http worker: {words}"),
+        ),
     )
 }
 
@@ -260,9 +268,7 @@ impl Inner {
                 "{shown}: no answer within {} ms",
                 budget.as_millis()
             )),
-            Ok(Err(Fetch::Http(e))) => {
-                Response::retry_later(format!("{shown}: {}", chain(&e)))
-            }
+            Ok(Err(Fetch::Http(e))) => Response::retry_later(format!("{shown}: {}", chain(&e))),
             Ok(Err(Fetch::TooLarge(n))) => Response::failure(
                 502,
                 message::worker_response(
@@ -400,8 +406,7 @@ fn build_client(cfg: &HttpConfig) -> Result<reqwest::Client, String> {
         Roots::None => b.tls_built_in_root_certs(false),
     };
     if let Some(path) = &cfg.ca_file {
-        let pem = std::fs::read(path)
-            .map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+        let pem = std::fs::read(path).map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| format!("--ca-file {}: {}", path.display(), chain(&e)))?;
         if certs.is_empty() {
