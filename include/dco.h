@@ -195,6 +195,14 @@ typedef struct {
    no limit. An answer after it is dropped: give up (or dco_reply_retry) before.
    */
   int64_t remaining_ms;
+  /*
+   Points to 0, which the library sets to 1 (from another thread) when the hub cancels the
+   delivery while the handler runs (its caller cancelled it, or its time ran out): the
+   answer will be dropped, so a long handler may stop early. Read it as a volatile or
+   atomic int (`*d->cancelled`, or `__atomic_load_n(d->cancelled, __ATOMIC_ACQUIRE)`).
+   It only changes with dco_worker_set_concurrency above 1. Valid during the call.
+   */
+  const int32_t *cancelled;
 } dco_delivery;
 
 /*
@@ -204,10 +212,26 @@ typedef struct {
 typedef void (*dco_cancel_handler)(void *user, const dco_delivery *d);
 
 /*
+ Runs once in dco_worker_run before the worker connects to a hub and announces its proxies
+ (Tuxedo's tpsvrinit): open files, connect to databases, read configuration. A value other
+ than 0 stops dco_worker_run at once, without announcing, with DCO_E_APP_FAIL and
+ dco_last_rcode() == the value.
+ */
+typedef int (*dco_init_hook)(void *user);
+
+/*
+ Runs once when dco_worker_run returns after dco_worker_stop, once the requests in flight
+ were answered and the pool's threads finished (Tuxedo's tpsvrdone). Not run when the
+ worker stops on an error.
+ */
+typedef void (*dco_done_hook)(void *user);
+
+/*
  A worker's handler: runs one request, writes the reply with dco_reply_write, and returns 0
  for success or any other value for an application failure with that return code (the
  caller then gets DCO_E_APP_FAIL and dco_last_rcode() == the value). `user` is the pointer
- given to dco_worker_run. Called on the thread running dco_worker_run, one request at a time.
+ given to dco_worker_run. Called on the thread running dco_worker_run, one request at a time;
+ with dco_worker_set_concurrency(w, n > 1), on n threads of the library's pool at once.
  */
 typedef int32_t (*dco_handler)(void *user, const dco_delivery *d, dco_reply *reply);
 
@@ -592,6 +616,29 @@ int dco_worker_set_capacity(dco_worker *w, uint32_t capacity);
 int dco_worker_set_cancel_handler(dco_worker *w, dco_cancel_handler handler);
 
 /*
+ Sets the worker's init and done hooks (either may be NULL) and the `user` pointer they are
+ called with. Call before dco_worker_run. Returns DCO_OK or DCO_E_INVALID (NULL worker).
+ */
+int dco_worker_set_hooks(dco_worker *w, dco_init_hook init, dco_done_hook done, void *user);
+
+/*
+ Sets how many requests the handler runs at once: `n` threads of a pool the library starts
+ in dco_worker_run each call the handler (1, the default: the thread of dco_worker_run, one
+ request at a time; at most 4096). Unless dco_worker_set_capacity was called, the hub may
+ hand the worker 2 * n requests before it answers them.
+
+ Threads: with n > 1 the handler and the cancel handler are called from several threads at
+ once with the same `user` pointer, so they must be thread-safe. Each call gets its own
+ dco_delivery and dco_reply, valid on that thread during that call only; dco_reply_* may be
+ called only from there. The hooks run on the thread of dco_worker_run. The library's own
+ state is locked inside: nothing else needs a lock.
+
+ Call before dco_worker_run. Returns DCO_OK or DCO_E_INVALID (NULL worker, `n` 0 or over
+ 4096).
+ */
+int dco_worker_set_concurrency(dco_worker *w, uint32_t n);
+
+/*
  Serves requests with `handler` until dco_worker_stop is called: connects to the hubs,
  reconnects with backoff when a connection fails, and calls `handler(user, delivery, reply)`
  for each request. Blocks the calling thread.
@@ -640,6 +687,13 @@ int dco_reply_retry(dco_reply *reply);
  DCO_E_INVALID (NULL `reply`, negative proxy id).
  */
 int dco_reply_forward(dco_reply *reply, int32_t proxy_id);
+
+/*
+ Sets the return code the caller gets beside a success or a "retry later" (dco_last_rcode(),
+ an HTTP status, say); a failure's return code is the handler's return value. Call only
+ from inside the handler. Returns DCO_OK or DCO_E_INVALID (NULL `reply`).
+ */
+int dco_reply_set_rcode(dco_reply *reply, int32_t rcode);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -7,6 +7,8 @@
 //! runs on this machine (the mode chosen is printed to stderr).
 
 mod common;
+#[path = "http_worker/server.rs"]
+mod server;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -29,6 +31,8 @@ const SOURCES: &[(&str, &str)] = &[
     ("batch", "c_examples/batch.c"),
     ("worker", "c_examples/worker.c"),
     ("threads", "c_examples/threads.c"),
+    ("pool_worker", "c_examples/pool_worker.c"),
+    ("http_call", "c_examples/http_call.c"),
     ("bad_input", "tests/c/bad_input.c"),
 ];
 
@@ -734,6 +738,133 @@ fn c_worker_serves_c_and_rust_callers() {
     let o = run(c, b"");
     assert_eq!(o.code(), Some(1), "{}", o.show());
     assert!(o.stderr.contains("DCO_E_INVALID"), "{}", o.show());
+}
+
+/// pool_worker.c: a C handler on 8 threads at once, its cancelled flag, the return code beside
+/// a success, and the init and done hooks around a graceful stop that finishes what is in
+/// flight.
+#[test]
+fn c_pool_worker_runs_requests_at_once_with_hooks() {
+    let p = programs();
+    let hub = Hub::start(&[]);
+    let mut w = {
+        let child = p
+            .cmd("pool_worker")
+            .args(["-n", "8", "11"])
+            .env("DCO_HUB", &hub.addr)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start pool_worker.c");
+        Proc(child)
+    };
+    hub.wait_workers(11, 1);
+    let mut s = session(&hub);
+    let ids: Vec<u64> = (0..16)
+        .map(|_| {
+            s.write(b"sleep 300").unwrap();
+            s.send(11, true, false).unwrap()
+        })
+        .collect();
+    s.flush().unwrap();
+    for id in ids {
+        let r = s.read(id, Some(Duration::from_secs(20))).unwrap();
+        assert_eq!(r.body, b"slept 300");
+    }
+    s.write(b"status").unwrap();
+    let r = s.call(11, Some(Duration::from_secs(10))).unwrap();
+    assert_eq!((r.body.as_slice(), r.rcode), (&b"status 201"[..], 201));
+    // Past its deadline the hub cancels the request at the worker: the handler sees
+    // d->cancelled turn 1 and stops sleeping.
+    s.write(b"sleep 5000").unwrap();
+    let e = s.call(11, Some(Duration::from_millis(300))).unwrap_err();
+    assert_eq!(e.status, Status::Timeout, "{e}");
+    // Four requests in flight when SIGTERM comes: they are answered before the worker exits.
+    let ids: Vec<u64> = (0..4)
+        .map(|_| {
+            s.write(b"sleep 400").unwrap();
+            s.send(11, true, false).unwrap()
+        })
+        .collect();
+    s.flush().unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while hub.stats()["workers"][0]["inflight"].as_u64().unwrap_or(0) < 4 {
+        assert!(
+            Instant::now() < until,
+            "the worker never held the 4 requests"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = stopped_worker_output(&mut w, libc::SIGTERM);
+    for id in ids {
+        let r = s.read(id, Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(r.body, b"slept 400");
+    }
+    assert!(out.starts_with("pool_worker: init\n"), "{out}");
+    assert!(
+        out.contains("done: served 22, at most 8 at once, 1 cancelled while running"),
+        "{out}"
+    );
+
+    // An init hook that fails: no proxy is announced, and dco_worker_run says why.
+    let mut c = p.cmd("pool_worker");
+    c.args(["12"])
+        .env("DCO_HUB", &hub.addr)
+        .env("POOL_WORKER_FAIL_INIT", "7");
+    let o = run(c, b"");
+    assert_eq!(o.code(), Some(3), "{}", o.show());
+    assert!(
+        o.stderr.contains("DCO_E_APP_FAIL (rcode 7)"),
+        "{}",
+        o.show()
+    );
+    assert!(o.stderr.contains("init hook returned 7"), "{}", o.show());
+    assert!(!o.stdout.contains("init"), "{}", o.show());
+    let v = hub.stats();
+    assert!(
+        !v["proxies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["id"] == 12),
+        "{v}"
+    );
+}
+
+/// http_call.c: a C caller of a REST API through `dco worker http` and a real HTTP server.
+#[test]
+fn c_caller_of_an_http_proxy() {
+    let p = programs();
+    let srv = server::HttpServer::start();
+    let hub = Hub::start(&[]);
+    let _w = Proc(
+        Command::new(common::dco_bin())
+            .args(["worker", "http", "--proxy", "30", "--hub", &hub.addr])
+            .args(["--base-url", &srv.url()])
+            .env("DCO_LOG", "error")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn dco worker http"),
+    );
+    hub.wait_workers(30, 1);
+    let http = |args: &[&str]| {
+        let mut c = p.cmd("http_call");
+        c.args(args).env("DCO_HUB", &hub.addr);
+        run(c, b"")
+    };
+    let o = http(&[
+        "30",
+        "POST",
+        "/echo/sms",
+        r#"{"to":"+4512345678","text":"hi"}"#,
+    ]);
+    assert_eq!(o.code(), Some(0), "{}", o.show());
+    assert_eq!(o.stdout, r#"{"to":"+4512345678","text":"hi"}"#);
+    assert!(o.stderr.contains("HTTP 200"), "{}", o.show());
+    let o = http(&["30", "GET", "/status/404"]);
+    assert_eq!(o.code(), Some(4), "{}", o.show());
+    assert!(o.stderr.contains("HTTP 404"), "{}", o.show());
+    assert!(o.stderr.contains("status 404"), "{}", o.show());
 }
 
 /// tests/c/bad_input.c: every bad-input path of the C ABI, each with its result code.

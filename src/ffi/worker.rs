@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::{boundary, to_code};
 use crate::status::{Error, Status};
 use crate::wire::HubAddr;
-use crate::worker::{self, Delivery, Outcome, ReplyBuf, WorkerConfig};
+use crate::worker::{
+    self, Delivery, Outcome, Pool, PoolHandler, ReplyBuf, Request, Response, WorkerConfig,
+};
 
 /// A worker: the hubs it connects to and the proxy ids it serves. Created by dco_worker_new,
 /// run by dco_worker_run, stopped by dco_worker_stop (from any thread), freed by
@@ -15,6 +17,18 @@ pub struct dco_worker {
     cfg: WorkerConfig,
     stop: AtomicBool,
     on_cancel: dco_cancel_handler,
+    hooks: Hooks,
+    /// Threads calling the handler; 1: the thread running dco_worker_run.
+    concurrency: u32,
+    /// Whether dco_worker_set_capacity was called (else the capacity follows the concurrency).
+    capacity_set: bool,
+}
+
+#[derive(Clone, Copy)]
+struct Hooks {
+    init: dco_init_hook,
+    done: dco_done_hook,
+    user: *mut c_void,
 }
 
 /// The reply being built for one delivery; valid only during the handler call that received
@@ -42,15 +56,33 @@ pub struct dco_delivery {
     /// service-time limit, whichever is first), at the moment the handler is called; -1 for
     /// no limit. An answer after it is dropped: give up (or dco_reply_retry) before.
     pub remaining_ms: i64,
+    /// Points to 0, which the library sets to 1 (from another thread) when the hub cancels the
+    /// delivery while the handler runs (its caller cancelled it, or its time ran out): the
+    /// answer will be dropped, so a long handler may stop early. Read it as a volatile or
+    /// atomic int (`*d->cancelled`, or `__atomic_load_n(d->cancelled, __ATOMIC_ACQUIRE)`).
+    /// It only changes with dco_worker_set_concurrency above 1. Valid during the call.
+    pub cancelled: *const i32,
 }
 
 /// A worker's handler: runs one request, writes the reply with dco_reply_write, and returns 0
 /// for success or any other value for an application failure with that return code (the
 /// caller then gets DCO_E_APP_FAIL and dco_last_rcode() == the value). `user` is the pointer
-/// given to dco_worker_run. Called on the thread running dco_worker_run, one request at a time.
+/// given to dco_worker_run. Called on the thread running dco_worker_run, one request at a time;
+/// with dco_worker_set_concurrency(w, n > 1), on n threads of the library's pool at once.
 pub type dco_handler = Option<
     unsafe extern "C" fn(user: *mut c_void, d: *const dco_delivery, reply: *mut dco_reply) -> i32,
 >;
+
+/// Runs once in dco_worker_run before the worker connects to a hub and announces its proxies
+/// (Tuxedo's tpsvrinit): open files, connect to databases, read configuration. A value other
+/// than 0 stops dco_worker_run at once, without announcing, with DCO_E_APP_FAIL and
+/// dco_last_rcode() == the value.
+pub type dco_init_hook = Option<unsafe extern "C" fn(user: *mut c_void) -> c_int>;
+
+/// Runs once when dco_worker_run returns after dco_worker_stop, once the requests in flight
+/// were answered and the pool's threads finished (Tuxedo's tpsvrdone). Not run when the
+/// worker stops on an error.
+pub type dco_done_hook = Option<unsafe extern "C" fn(user: *mut c_void)>;
 
 /// Called instead of the handler for a delivery the hub cancelled before it ran (its caller
 /// cancelled it, or its time ran out). `user` is the pointer given to dco_worker_run.
@@ -100,6 +132,13 @@ pub extern "C" fn dco_worker_new(
                     cfg,
                     stop: AtomicBool::new(false),
                     on_cancel: None,
+                    hooks: Hooks {
+                        init: None,
+                        done: None,
+                        user: std::ptr::null_mut(),
+                    },
+                    concurrency: 1,
+                    capacity_set: false,
                 }))
             }
             Err(e) => {
@@ -119,6 +158,7 @@ pub extern "C" fn dco_worker_set_capacity(w: *mut dco_worker, capacity: u32) -> 
         match unsafe { w.as_mut() } {
             Some(w) => {
                 w.cfg.capacity = capacity.max(1);
+                w.capacity_set = true;
                 super::clear_last_error();
                 0
             }
@@ -151,6 +191,67 @@ pub extern "C" fn dco_worker_set_cancel_handler(
     })
 }
 
+/// Sets the worker's init and done hooks (either may be NULL) and the `user` pointer they are
+/// called with. Call before dco_worker_run. Returns DCO_OK or DCO_E_INVALID (NULL worker).
+#[no_mangle]
+pub extern "C" fn dco_worker_set_hooks(
+    w: *mut dco_worker,
+    init: dco_init_hook,
+    done: dco_done_hook,
+    user: *mut c_void,
+) -> c_int {
+    boundary(super::DCO_E_PANIC, || {
+        // SAFETY: a non-NULL `w` comes from dco_worker_new, not freed, not running (contract).
+        match unsafe { w.as_mut() } {
+            Some(w) => {
+                w.hooks = Hooks { init, done, user };
+                super::clear_last_error();
+                0
+            }
+            None => {
+                to_code::<()>(Err(Error::new(Status::Invalid, "worker is NULL")), |_| 0) as c_int
+            }
+        }
+    })
+}
+
+/// Sets how many requests the handler runs at once: `n` threads of a pool the library starts
+/// in dco_worker_run each call the handler (1, the default: the thread of dco_worker_run, one
+/// request at a time; at most 4096). Unless dco_worker_set_capacity was called, the hub may
+/// hand the worker 2 * n requests before it answers them.
+///
+/// Threads: with n > 1 the handler and the cancel handler are called from several threads at
+/// once with the same `user` pointer, so they must be thread-safe. Each call gets its own
+/// dco_delivery and dco_reply, valid on that thread during that call only; dco_reply_* may be
+/// called only from there. The hooks run on the thread of dco_worker_run. The library's own
+/// state is locked inside: nothing else needs a lock.
+///
+/// Call before dco_worker_run. Returns DCO_OK or DCO_E_INVALID (NULL worker, `n` 0 or over
+/// 4096).
+#[no_mangle]
+pub extern "C" fn dco_worker_set_concurrency(w: *mut dco_worker, n: u32) -> c_int {
+    boundary(super::DCO_E_PANIC, || {
+        // SAFETY: a non-NULL `w` comes from dco_worker_new, not freed, not running (contract).
+        match unsafe { w.as_mut() } {
+            Some(w) if (1..=4096).contains(&n) => {
+                w.concurrency = n;
+                super::clear_last_error();
+                0
+            }
+            Some(_) => to_code::<()>(
+                Err(Error::new(
+                    Status::Invalid,
+                    format!("concurrency {n} is not 1 to 4096"),
+                )),
+                |_| 0,
+            ) as c_int,
+            None => {
+                to_code::<()>(Err(Error::new(Status::Invalid, "worker is NULL")), |_| 0) as c_int
+            }
+        }
+    })
+}
+
 /// Serves requests with `handler` until dco_worker_stop is called: connects to the hubs,
 /// reconnects with backoff when a connection fails, and calls `handler(user, delivery, reply)`
 /// for each request. Blocks the calling thread.
@@ -175,13 +276,127 @@ pub extern "C" fn dco_worker_run(
             return to_code::<()>(Err(Error::new(Status::Invalid, "handler is NULL")), |_| 0)
                 as c_int;
         };
-        let mut call = CHandler {
-            handler: h,
-            on_cancel: w.on_cancel,
-            user,
+        if let Some(init) = w.hooks.init {
+            // SAFETY: the C caller's init hook, called with its own pointer.
+            let rc = unsafe { init(w.hooks.user) };
+            if rc != 0 {
+                let mut e = Error::new(
+                    Status::AppFail,
+                    format!("the worker's init hook returned {rc}"),
+                );
+                e.rcode = rc;
+                return to_code::<()>(Err(e), |_| 0) as c_int;
+            }
+        }
+        let ran = if w.concurrency <= 1 {
+            let mut call = CHandler {
+                handler: h,
+                on_cancel: w.on_cancel,
+                user,
+            };
+            worker::run(&w.cfg, &mut call, &w.stop)
+        } else {
+            let mut cfg = w.cfg.clone();
+            if !w.capacity_set {
+                cfg.capacity = w.concurrency.saturating_mul(2);
+            }
+            let pool = Pool::new(
+                w.concurrency as usize,
+                CPool {
+                    handler: h,
+                    on_cancel: w.on_cancel,
+                    user: SharedUser(user),
+                },
+            );
+            worker::run_service(&cfg, &pool, &w.stop)
         };
-        to_code(worker::run(&w.cfg, &mut call, &w.stop), |_| 0) as c_int
+        if ran.is_ok() {
+            if let Some(done) = w.hooks.done {
+                // SAFETY: the C caller's done hook, called with its own pointer.
+                unsafe { done(w.hooks.user) };
+            }
+        }
+        to_code(ran, |_| 0) as c_int
     })
+}
+
+/// The `user` pointer of a worker whose handler runs on several threads: the header makes
+/// thread safety of what it points to the caller's promise (see dco_worker_set_concurrency).
+#[derive(Clone, Copy)]
+struct SharedUser(*mut c_void);
+
+// SAFETY: the library never dereferences it; the C caller promises its handler is
+// thread-safe when it asks for concurrency above 1 (documented).
+unsafe impl Send for SharedUser {}
+// SAFETY: as above.
+unsafe impl Sync for SharedUser {}
+
+/// The C handlers as a [`PoolHandler`], for concurrency above 1.
+struct CPool {
+    handler: unsafe extern "C" fn(*mut c_void, *const dco_delivery, *mut dco_reply) -> i32,
+    on_cancel: dco_cancel_handler,
+    user: SharedUser,
+}
+
+fn c_request(r: &Request) -> dco_delivery {
+    dco_delivery {
+        session: r.session,
+        request_id: r.request,
+        proxy_id: r.proxy,
+        attempt: r.attempt,
+        body: r.body.as_ptr(),
+        len: r.body.len(),
+        remaining_ms: r
+            .remaining()
+            .map(|d| d.as_millis().min(i64::MAX as u128) as i64)
+            .unwrap_or(-1),
+        cancelled: r.cancel_flag(),
+    }
+}
+
+impl PoolHandler for CPool {
+    fn handle(&self, r: &Request) -> Response {
+        let cd = c_request(r);
+        let mut body = Vec::new();
+        let mut reply = ReplyBuf {
+            buf: &mut body,
+            start: 0,
+            verdict: None,
+            rcode: 0,
+        };
+        // SAFETY: the C caller's handler, thread-safe by its promise; `cd` (whose pointers
+        // point into `r`, alive for the call) and `reply` live for the whole call.
+        let rc = unsafe {
+            (self.handler)(
+                self.user.0,
+                &cd,
+                &mut reply as *mut ReplyBuf<'_> as *mut dco_reply,
+            )
+        };
+        let outcome = reply.verdict.unwrap_or(if rc == 0 {
+            Outcome::Success
+        } else {
+            Outcome::Failure(rc)
+        });
+        let rcode = reply.rcode;
+        Response {
+            outcome,
+            rcode: if let Outcome::Failure(rc) = outcome {
+                rc
+            } else {
+                rcode
+            },
+            body,
+        }
+    }
+
+    fn cancelled(&self, r: &Request) {
+        if let Some(f) = self.on_cancel {
+            let cd = c_request(r);
+            // SAFETY: the C caller's cancel handler; `cd` lives for the call.
+            unsafe { f(self.user.0, &cd) }
+        }
+    }
 }
 
 /// The C handlers as a [`worker::Handler`].
@@ -190,6 +405,10 @@ struct CHandler {
     on_cancel: dco_cancel_handler,
     user: *mut c_void,
 }
+
+/// What `cancelled` points to in a delivery handled on the worker's own thread: nothing can
+/// cancel it while the handler runs.
+static NEVER_CANCELLED: i32 = 0;
 
 fn c_delivery(d: &Delivery<'_>) -> dco_delivery {
     dco_delivery {
@@ -203,6 +422,7 @@ fn c_delivery(d: &Delivery<'_>) -> dco_delivery {
             .remaining()
             .map(|r| r.as_millis().min(i64::MAX as u128) as i64)
             .unwrap_or(-1),
+        cancelled: &NEVER_CANCELLED,
     }
 }
 
@@ -331,5 +551,15 @@ pub extern "C" fn dco_reply_forward(reply: *mut dco_reply, proxy_id: i32) -> c_i
             ) as c_int;
         }
         with_reply(reply, |r| r.verdict = Some(Outcome::Forward(proxy_id)))
+    })
+}
+
+/// Sets the return code the caller gets beside a success or a "retry later" (dco_last_rcode(),
+/// an HTTP status, say); a failure's return code is the handler's return value. Call only
+/// from inside the handler. Returns DCO_OK or DCO_E_INVALID (NULL `reply`).
+#[no_mangle]
+pub extern "C" fn dco_reply_set_rcode(reply: *mut dco_reply, rcode: i32) -> c_int {
+    boundary(super::DCO_E_PANIC, || {
+        with_reply(reply, |r| r.rcode = rcode)
     })
 }

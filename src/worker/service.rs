@@ -69,6 +69,12 @@ impl Request {
         self.cancel.is_cancelled()
     }
 
+    /// The cancel flag as C sees it (`dco_delivery.cancelled`): 0, then 1; valid while the
+    /// request lives.
+    pub(crate) fn cancel_flag(&self) -> *const i32 {
+        self.cancel.flag_ptr()
+    }
+
     /// The request's cancel signal, to wait on (it is a future) or to hand to other code.
     pub fn cancel_signal(&self) -> CancelSignal {
         self.cancel.clone()

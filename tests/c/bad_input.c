@@ -230,6 +230,9 @@ static void null_handles(void)
     EXPECT(dco_session_last_request_id(NUL) == 0);
 
     EXPECT_RC(dco_worker_set_capacity(NUL, 1), DCO_E_INVALID);
+    EXPECT_RC(dco_worker_set_concurrency(NUL, 4), DCO_E_INVALID);
+    EXPECT_RC(dco_worker_set_hooks(NUL, NULL, NULL, NULL), DCO_E_INVALID);
+    EXPECT_RC(dco_reply_set_rcode(NUL, 200), DCO_E_INVALID);
     EXPECT_RC(dco_worker_stop(NUL), DCO_E_INVALID);
     EXPECT_RC(dco_reply_write(NUL, buf, 1), DCO_E_INVALID);
     EXPECT_RC(dco_reply_write(NUL, NUL, 0), DCO_E_INVALID);
@@ -307,6 +310,11 @@ static void constructors(void)
     EXPECT_RC(dco_worker_set_capacity(w, 0), DCO_OK);
     EXPECT_RC(dco_worker_run(NUL, never_called, NULL), DCO_E_INVALID);
     EXPECT_RC(dco_worker_set_capacity(w, 8), DCO_OK);
+    /* Concurrency is 1 to 4096. */
+    EXPECT_RC(dco_worker_set_concurrency(w, 0), DCO_E_INVALID);
+    EXPECT_RC(dco_worker_set_concurrency(w, 4097), DCO_E_INVALID);
+    EXPECT_RC(dco_worker_set_concurrency(w, 1), DCO_OK);
+    EXPECT_RC(dco_worker_set_hooks(w, NULL, NULL, NULL), DCO_OK);
     /* dco_worker_stop only sets a flag (it is async-signal-safe): it succeeds and leaves the
      * thread's last error as it was. */
     EXPECT_RC(dco_worker_stop(NUL), DCO_E_INVALID);

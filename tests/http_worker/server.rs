@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! A real HTTP server on 127.0.0.1 (hyper, HTTP/1.1 and HTTP/2, optionally TLS) whose answers
 //! the request path chooses:
 //!
