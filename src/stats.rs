@@ -91,6 +91,21 @@ pub fn print(hubs: &[HubAddr], raw: bool) -> Result<ExitCode, String> {
             t(&p["p99_us"])
         );
     }
+    // Return codes per proxy (an HTTP worker's status codes), where workers sent any.
+    for p in v["proxies"].as_array().into_iter().flatten() {
+        let codes = &p["rcodes"]["by_code"];
+        let Some(map) = codes.as_object().filter(|m| !m.is_empty()) else {
+            continue;
+        };
+        let mut line = format!("proxy {} return codes:", t(&p["id"]));
+        for (code, n) in map {
+            line.push_str(&format!(" {code}={}", t(n)));
+        }
+        if p["rcodes"]["other"].as_u64().unwrap_or(0) > 0 {
+            line.push_str(&format!(" other={}", t(&p["rcodes"]["other"])));
+        }
+        println!("{line}");
+    }
     println!();
     println!(
         "{:<28} {:<16} {:<22} {:>12} {:>12} {:>9} {:>9} {:>9}",

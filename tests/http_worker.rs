@@ -148,6 +148,20 @@ fn a_5xx_is_retried_until_it_succeeds_or_the_attempts_run_out() {
     assert_eq!(e.status, Status::System, "{e}");
     assert!(e.message.contains("503"), "{e}");
     assert_eq!(srv.state.hits.load(Ordering::SeqCst), 6);
+    // The hub counts what the service said, per status.
+    let v = hub.stats();
+    let codes = &v["proxies"][0]["rcodes"]["by_code"];
+    assert_eq!(
+        (codes["200"].as_u64(), codes["503"].as_u64()),
+        (Some(1), Some(5)),
+        "{v}"
+    );
+    let out = Command::new(common::dco_bin())
+        .args(["stats", "--hub", &hub.addr])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("proxy 1 return codes: 200=1 503=5"), "{text}");
     // A service that refuses connections is retried the same way.
     let closed = common::ClosedPort::new();
     let hub2 = Hub::start(&["--proxy", "2:attempts=2,backoff-ms=10"]);

@@ -61,8 +61,39 @@ pub struct ProxyStats {
     pub no_route: u64,
     /// Every outcome, counted apart.
     pub outcomes: Outcomes,
+    /// Workers' results by their non-zero return code (an HTTP worker's status codes).
+    pub rcodes: RCodes,
     /// Accept-to-result latency.
     pub latency: Histogram,
+}
+
+/// Results counted by return code: at most [`RCodes::MAX`] distinct codes, the rest together
+/// under `other`, so a worker cannot grow the hub's memory with made-up codes.
+#[derive(Serialize, Debug, Default, Clone)]
+pub struct RCodes {
+    /// Count per return code.
+    pub by_code: std::collections::BTreeMap<i32, u64>,
+    /// Results whose code did not fit in the map.
+    pub other: u64,
+}
+
+impl RCodes {
+    /// Most distinct codes kept apart.
+    pub const MAX: usize = 64;
+
+    /// Counts one result with return code `rc` (0 is not counted).
+    pub fn record(&mut self, rc: i32) {
+        if rc == 0 {
+            return;
+        }
+        if let Some(n) = self.by_code.get_mut(&rc) {
+            *n += 1;
+        } else if self.by_code.len() < Self::MAX {
+            self.by_code.insert(rc, 1);
+        } else {
+            self.other += 1;
+        }
+    }
 }
 
 /// The statistics document sent to monitors.
@@ -174,6 +205,8 @@ pub struct ProxySnapshot {
     pub redelivered: u64,
     /// Every outcome, counted apart.
     pub outcomes: Outcomes,
+    /// Workers' results by return code (an HTTP worker's status codes), retries included.
+    pub rcodes: RCodes,
     /// Median accept-to-result latency, microseconds (bucket upper bound).
     pub p50_us: u64,
     /// 99th percentile, microseconds (bucket upper bound).

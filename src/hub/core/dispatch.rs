@@ -248,6 +248,10 @@ impl Core {
             }
         }
         let p = self.router.proxy(f.proxy);
+        // What the far side said, counted whatever became of the request.
+        if matches!(status, Status::Ok | Status::AppFail | Status::Retry) {
+            p.stats.rcodes.record(rcode);
+        }
         if f.fate != Fate::Live {
             // Answered already (timeout), cancelled, or retried elsewhere: dropped.
             p.stats.outcomes.late += 1;

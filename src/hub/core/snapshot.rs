@@ -65,6 +65,7 @@ impl Core {
                     no_route: s.no_route,
                     redelivered: s.outcomes.retried,
                     outcomes: s.outcomes.clone(),
+                    rcodes: s.rcodes.clone(),
                     p50_us: s.latency.quantile(0.5),
                     p99_us: s.latency.quantile(0.99),
                     mean_us: s.latency.mean(),
