@@ -14,6 +14,19 @@ use dco::wire::HubAddr;
 /// Options of `dco bench`.
 #[derive(clap::Args)]
 pub struct BenchArgs {
+    /// What to measure: the hub with an echo worker (default), or `http`: calls through the
+    /// HTTP worker to a local HTTP server beside a direct keep-alive HTTP client.
+    #[arg(value_enum)]
+    mode: Option<Mode>,
+    /// With `http`: calls per measurement.
+    #[arg(long, default_value_t = 20_000)]
+    calls: usize,
+    /// With `http`: requests in flight at once, on both sides.
+    #[arg(long, default_value_t = 64)]
+    in_flight: usize,
+    /// With `http`: interleaved repetitions of each side (the medians are printed).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
     /// Use this running hub instead of starting one (an echo worker is still started here).
     #[arg(long)]
     hub: Option<String>,
@@ -32,6 +45,13 @@ pub struct BenchArgs {
     /// A short run (for smoke tests): 2,000 rounds and 50,000 requests.
     #[arg(long)]
     quick: bool,
+}
+
+/// A `dco bench` mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// The HTTP worker against a direct HTTP client.
+    Http,
 }
 
 struct Latency {
@@ -197,6 +217,11 @@ pub fn run(mut a: BenchArgs) -> Result<ExitCode, String> {
     if a.quick {
         a.rounds = a.rounds.min(2_000);
         a.requests = a.requests.min(50_000);
+        a.calls = a.calls.min(2_000);
+        a.reps = a.reps.min(1);
+    }
+    if a.mode == Some(Mode::Http) {
+        return crate::bench_http::run(a.calls, a.in_flight, a.reps);
     }
     let a = a;
     let window = a.window.max(1);

@@ -15,6 +15,7 @@ use dco::wire::{self, HubAddr};
 use dco::worker::{self, Echo, WorkerConfig};
 
 mod bench;
+mod bench_http;
 mod stats;
 
 #[derive(Parser)]

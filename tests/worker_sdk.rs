@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use common::Hub;
 use dco::client::{Session, SessionConfig};
 use dco::wire::HubAddr;
-use dco::worker::{
-    self, Pool, PoolHandler, Request, Responder, Response, Service, WorkerConfig,
-};
+use dco::worker::{self, Pool, PoolHandler, Request, Responder, Response, Service, WorkerConfig};
 use dco::Status;
 
 fn session(addr: &str) -> Session {

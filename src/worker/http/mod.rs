@@ -151,7 +151,8 @@ impl HttpService {
                 std::thread::available_parallelism()
                     .map(|n| n.get())
                     .unwrap_or(2)
-                    .min(8),
+                    .div_ceil(2)
+                    .min(4),
             )
             .thread_name("dco-http")
             .enable_all()
@@ -244,8 +245,13 @@ impl Inner {
             Err(r) => return r,
         };
         let body = Bytes::from(std::mem::take(&mut req.body)).slice(body_at..);
-        let shown = format!("{method} {}", shown_url(&url));
-        let mut r = self.client.request(method, url).headers(headers).body(body);
+        // For messages only, made when one is needed.
+        let shown = || format!("{method} {}", shown_url(&url));
+        let mut r = self
+            .client
+            .request(method.clone(), url.clone())
+            .headers(headers)
+            .body(body);
         if let Some(h) = &self.idempotency {
             r = r.header(
                 h.clone(),
@@ -261,22 +267,25 @@ impl Inner {
         };
         match tokio::time::timeout(budget, exchange).await {
             Err(_) => Response::retry_later(format!(
-                "{shown}: no answer within {} ms",
+                "{}: no answer within {} ms",
+                shown(),
                 budget.as_millis()
             )),
             Ok(Err(Fetch::Http(e))) if e.is_timeout() => Response::retry_later(format!(
-                "{shown}: no answer within {} ms",
+                "{}: no answer within {} ms",
+                shown(),
                 budget.as_millis()
             )),
-            Ok(Err(Fetch::Http(e))) => Response::retry_later(format!("{shown}: {}", chain(&e))),
+            Ok(Err(Fetch::Http(e))) => Response::retry_later(format!("{}: {}", shown(), chain(&e))),
             Ok(Err(Fetch::TooLarge(n))) => Response::failure(
                 502,
                 message::worker_response(
                     502,
                     "response-too-large",
                     &format!(
-                        "dco http worker: the response of {shown} is {n} bytes or more, over the \
+                        "dco http worker: the response of {} is {n} bytes or more, over the \
                          worker's limit of {} bytes (--max-response)",
+                        shown(),
                         self.max_response
                     ),
                 ),
@@ -290,10 +299,10 @@ impl Inner {
                     &mut out,
                 );
                 match status {
-                    408 | 429 => retry_status(&shown, status, &body).with_rcode(status as i32),
+                    408 | 429 => retry_status(&shown(), status, &body).with_rcode(status as i32),
                     200..=399 => Response::success(out).with_rcode(status as i32),
                     400..=499 => Response::failure(status as i32, out),
-                    _ => retry_status(&shown, status, &body).with_rcode(status as i32),
+                    _ => retry_status(&shown(), status, &body).with_rcode(status as i32),
                 }
             }
         }
