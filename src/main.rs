@@ -173,9 +173,14 @@ struct HttpArgs {
     /// A host (name or name:port) that absolute URLs in requests may name (repeatable).
     #[arg(long = "allow-host", value_name = "HOST")]
     allow_hosts: Vec<String>,
-    /// Requests in flight at once (also what the hub may hand this worker).
+    /// Requests in flight at once (also what the hub may hand this worker), shared out
+    /// among the threads.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Threads, each one worker connection with its own HTTP client and a share of
+    /// --concurrency (one thread runs its requests and its connection to the hub).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
     /// Time limit of a request that has no deadline of its own, in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     timeout_ms: u64,
@@ -434,16 +439,35 @@ fn run(command: Command) -> Result<ExitCode, String> {
         Command::Worker {
             kind: WorkerKind::Http(args),
         } => {
-            let service = dco::worker::http::HttpService::new(&args.config()?)?;
+            let threads = args.threads.clamp(1, 256);
+            let mut http = args.config()?;
+            http.concurrency = args.concurrency.max(1).div_ceil(threads);
+            // Checked once here, so that a bad configuration fails before any thread starts.
+            let services: Vec<_> = (0..threads)
+                .map(|_| dco::worker::http::HttpService::new(&http))
+                .collect::<Result<_, _>>()?;
             let mut cfg = WorkerConfig::new(hub_list(&args.hub)?, args.proxy.clone());
-            cfg.capacity = args.concurrency.clamp(1, u32::MAX as usize) as u32;
+            cfg.capacity = http.concurrency.clamp(1, u32::MAX as usize) as u32;
             cfg.name = format!("http[{}]", std::process::id());
             let stop = Arc::new(AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
                 signal_hook::flag::register(sig, stop.clone())
                     .map_err(|e| format!("cannot install a signal handler: {e}"))?;
             }
-            worker::run_service(&cfg, &service, &stop).map_err(|e| e.to_string())?;
+            let handles: Vec<_> = services
+                .into_iter()
+                .map(|service| {
+                    let (cfg, stop) = (cfg.clone(), stop.clone());
+                    std::thread::spawn(move || worker::run_service(&cfg, &service, &stop))
+                })
+                .collect();
+            for h in handles {
+                match h.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(e.to_string()),
+                    Err(_) => return Err("a worker thread panicked".into()),
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Call {

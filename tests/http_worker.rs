@@ -34,7 +34,12 @@ fn http_worker(hub: &Hub, proxy: i32, base_url: &str, args: &[&str]) -> Proc {
         .spawn()
         .expect("spawn dco worker http");
     let p = Proc(child);
-    hub.wait_workers(proxy, 1);
+    let threads = args
+        .iter()
+        .position(|a| *a == "--threads")
+        .map(|i| args[i + 1].parse().unwrap())
+        .unwrap_or(1);
+    hub.wait_workers(proxy, threads);
     p
 }
 
@@ -202,7 +207,13 @@ fn a_server_slower_than_the_deadline_is_abandoned() {
 fn two_hundred_requests_at_once_through_one_worker() {
     let srv = HttpServer::start();
     let hub = Hub::start(&[]);
-    let _w = http_worker(&hub, 1, &srv.url(), &["--concurrency", "200"]);
+    // Two threads (two connections to the hub) of 100 each.
+    let _w = http_worker(
+        &hub,
+        1,
+        &srv.url(),
+        &["--concurrency", "200", "--threads", "2"],
+    );
     let mut s = session(&hub.addr);
     let ids: Vec<u64> = (0..200)
         .map(|_| {

@@ -74,7 +74,8 @@ pub fn hubs_from_env() -> Result<Vec<HubAddr>, String> {
     }
 }
 
-enum Stream {
+/// A connection's socket.
+pub(crate) enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
 }
@@ -160,6 +161,13 @@ impl Conn {
             last_rx: Instant::now(),
             read_ahead_limit: None,
         })
+    }
+
+    /// The socket and the input read but not yet consumed, for a caller that goes on with the
+    /// connection in another way (the asynchronous worker loop).
+    pub(crate) fn into_parts(mut self) -> (Stream, Vec<u8>) {
+        self.inbuf.drain(..self.start);
+        (self.stream, self.inbuf)
     }
 
     fn fd(&self) -> i32 {

@@ -11,6 +11,7 @@
 pub mod conn;
 mod frame;
 
+pub(crate) use conn::Stream;
 pub use conn::{hubs_from_env, Conn, ConnError, HubAddr, DEFAULT_HUB};
 
 pub use frame::{

@@ -11,6 +11,7 @@ mod handler;
 pub mod http;
 mod pool;
 mod serve;
+mod serve_async;
 mod service;
 
 pub use echo::Echo;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::handler::{Delivery, Handler, Outcome, ReplyBuf};
-use super::service::{CancelSignal, Completions, Request, Responder, Response, Service, Tag};
+use super::service::{CancelSignal, Completions, Request, Responder, Response, Service, Sink, Tag};
 use crate::status::{Error, Result, Status};
 use crate::wire::{self, Conn, Frame, HubAddr, Role, HEADER_LEN};
 
@@ -52,7 +52,7 @@ impl WorkerConfig {
 }
 
 /// How often the loop looks at the stop flag while idle.
-const STOP_POLL: Duration = Duration::from_millis(100);
+pub(super) const STOP_POLL: Duration = Duration::from_millis(100);
 
 /// Between deliveries of one batch, the loop looks for CANCELs that arrived meanwhile once a
 /// handler has run this long (shorter handlers cost no system call).
@@ -123,9 +123,16 @@ fn connect_loop(cfg: &WorkerConfig, way: &mut Way<'_>, stop: &AtomicBool) -> Res
                 let since = Instant::now();
                 let served = match way {
                     Way::Inline(h) => serve(&mut conn, keepalive, &mut **h, stop),
-                    Way::Concurrent(s) => {
-                        serve_concurrent(&mut conn, keepalive, *s, stop, cfg.drain_timeout)
-                    }
+                    Way::Concurrent(s) => match s.runtime() {
+                        Some(rt) => rt.block_on(super::serve_async::serve(
+                            conn,
+                            keepalive,
+                            *s,
+                            stop,
+                            cfg.drain_timeout,
+                        )),
+                        None => serve_concurrent(&mut conn, keepalive, *s, stop, cfg.drain_timeout),
+                    },
                 };
                 match served {
                     Ok(()) => return Ok(()),
@@ -298,7 +305,8 @@ fn serve_concurrent(
                 Ok(None) => Ok(None),
                 Ok(Some((frame, n))) => {
                     let accept = stopping.is_none();
-                    start_frame(frame, &mut out, service, &done, inflight, accept).map(|()| Some(n))
+                    let sink = || Sink::Queue(done.clone());
+                    start_frame(frame, &mut out, service, &sink, inflight, accept).map(|()| Some(n))
                 }
             };
             conn.out = out;
@@ -351,7 +359,7 @@ fn serve_concurrent(
 
 /// The requests in flight on one connection, by tag. However the connection ends, those still
 /// running are told to stop: the hub gives them to another worker once it sees it go.
-struct CancelOnDrop(HashMap<Tag, CancelSignal>);
+pub(super) struct CancelOnDrop(pub(super) HashMap<Tag, CancelSignal>);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
@@ -362,11 +370,11 @@ impl Drop for CancelOnDrop {
 }
 
 /// One frame on a concurrent worker's connection.
-fn start_frame(
+pub(super) fn start_frame(
     frame: Frame<'_>,
     out: &mut Vec<u8>,
     service: &dyn Service,
-    done: &Arc<Completions>,
+    sink: &dyn Fn() -> Sink,
     inflight: &mut HashMap<Tag, CancelSignal>,
     accept: bool,
 ) -> Result<()> {
@@ -399,7 +407,7 @@ fn start_frame(
                 cancel.clone(),
             );
             inflight.insert(tag, cancel);
-            service.start(req, Responder::new(tag, done.clone()));
+            service.start(req, Responder::new(tag, sink()));
             Ok(())
         }
         // To a worker, a CANCEL names the delivery's tag.
@@ -415,7 +423,13 @@ fn start_frame(
 
 /// Fills in the RESULT (or FORWARD) frame begun at `at` whose body follows its fixed fields:
 /// the length and the outcome. A body over `max_body` is replaced by an error.
-fn finish_result(out: &mut Vec<u8>, at: usize, outcome: Outcome, rcode: i32, max_body: usize) {
+pub(super) fn finish_result(
+    out: &mut Vec<u8>,
+    at: usize,
+    outcome: Outcome,
+    rcode: i32,
+    max_body: usize,
+) {
     let start = at + HEADER_LEN + 16;
     let too_large = out.len() - start > max_body;
     if too_large {
@@ -514,7 +528,7 @@ fn handle_frame(
 }
 
 /// The frames both ways of serving treat alike.
-fn control_frame(frame: Frame<'_>, out: &mut Vec<u8>) -> Result<()> {
+pub(super) fn control_frame(frame: Frame<'_>, out: &mut Vec<u8>) -> Result<()> {
     match frame {
         Frame::Ping { nonce } => {
             wire::encode_pong(out, nonce);

@@ -206,12 +206,20 @@ impl Response {
 #[derive(Debug)]
 pub struct Responder {
     tag: Tag,
-    done: Arc<Completions>,
+    done: Sink,
     answered: bool,
 }
 
+/// Where a responder's answer goes: the blocking loop's queue, or the asynchronous loop's
+/// channel. An answer for a connection that is gone goes nowhere.
+#[derive(Debug)]
+pub(crate) enum Sink {
+    Queue(Arc<Completions>),
+    Channel(tokio::sync::mpsc::UnboundedSender<(Tag, Response)>),
+}
+
 impl Responder {
-    pub(crate) fn new(tag: Tag, done: Arc<Completions>) -> Responder {
+    pub(crate) fn new(tag: Tag, done: Sink) -> Responder {
         Responder {
             tag,
             done,
@@ -219,20 +227,28 @@ impl Responder {
         }
     }
 
+    fn deliver(&self, r: Response) {
+        match &self.done {
+            Sink::Queue(q) => q.push(self.tag, r),
+            Sink::Channel(c) => {
+                let _ = c.send((self.tag, r));
+            }
+        }
+    }
+
     /// Sends the answer.
     pub fn send(mut self, r: Response) {
         self.answered = true;
-        self.done.push(self.tag, r);
+        self.deliver(r);
     }
 }
 
 impl Drop for Responder {
     fn drop(&mut self) {
         if !self.answered {
-            self.done.push(
-                self.tag,
-                Response::retry_later("the worker dropped the request without an answer"),
-            );
+            self.deliver(Response::retry_later(
+                "the worker dropped the request without an answer",
+            ));
         }
     }
 }
@@ -252,6 +268,15 @@ pub trait Service: Send + Sync {
     /// Runs once on a graceful stop, after the requests in flight were answered (Tuxedo's
     /// tpsvrdone).
     fn done(&self) {}
+
+    /// A service whose requests run as tasks of a single-threaded tokio runtime of its own
+    /// returns it: the worker loop then runs on it too, on the thread that calls
+    /// [`super::run_service`], so a request and its answer never cross threads. `start` is
+    /// then called from inside that runtime. None (the default): the loop runs on its own
+    /// thread and answers may come from any thread.
+    fn runtime(&self) -> Option<&tokio::runtime::Runtime> {
+        None
+    }
 }
 
 /// Answers waiting to be written, and the wake-up of the worker loop that writes them.

@@ -106,7 +106,8 @@ impl HttpConfig {
     }
 }
 
-/// The HTTP worker as a [`Service`]: each request runs as a task on its own runtime.
+/// The HTTP worker as a [`Service`]: each request runs as a task of its own single-threaded
+/// runtime, which also runs the worker loop.
 pub struct HttpService {
     inner: Arc<Inner>,
     rt: tokio::runtime::Runtime,
@@ -146,15 +147,9 @@ impl HttpService {
                     .map_err(|_| format!("--idempotency-header '{h}' is not a header name"))?,
             ),
         };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(2)
-                    .div_ceil(2)
-                    .min(4),
-            )
-            .thread_name("dco-http")
+        // One thread: the worker loop and the requests' tasks share it (see Service::runtime);
+        // more throughput comes from more workers (`dco worker http --threads`).
+        let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the HTTP runtime: {e}"))?;
@@ -173,6 +168,10 @@ impl HttpService {
 }
 
 impl Service for HttpService {
+    fn runtime(&self) -> Option<&tokio::runtime::Runtime> {
+        Some(&self.rt)
+    }
+
     fn start(&self, mut req: Request, responder: Responder) {
         let inner = self.inner.clone();
         self.rt.spawn(async move {
