@@ -280,6 +280,62 @@ fn http_reason(status: u16) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A parsed request written back out as a message.
+    fn written(m: &RequestMessage<'_>) -> Vec<u8> {
+        let target = match &m.target {
+            Target::Path(p) | Target::Absolute(p) => p.clone(),
+        };
+        let mut out = format!("{} {target} HTTP/1.1\r\n", m.method).into_bytes();
+        for (n, v) in &m.headers {
+            out.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(m.body);
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn hostile_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(m) = parse_request(&data) {
+                prop_assert!(data.ends_with(m.body));
+                let again = written(&m);
+                prop_assert_eq!(parse_request(&again).unwrap(), m);
+            }
+        }
+
+        #[test]
+        fn written_requests_parse_back(
+            method in "[A-Z]{1,8}",
+            path in "/[a-z0-9/?=&%._-]{0,40}",
+            headers in proptest::collection::vec(("[A-Za-z][A-Za-z0-9-]{0,15}", "[ -~]{0,30}"), 0..6),
+            body in proptest::collection::vec(any::<u8>(), 0..200),
+            crlf in any::<bool>(),
+        ) {
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let mut msg = format!("{method} {path} HTTP/1.1{eol}").into_bytes();
+            for (n, v) in &headers {
+                msg.extend_from_slice(format!("{n}: {v}{eol}").as_bytes());
+            }
+            msg.extend_from_slice(eol.as_bytes());
+            msg.extend_from_slice(&body);
+            match parse_request(&msg) {
+                Ok(m) => {
+                    prop_assert_eq!(m.method, method.as_str());
+                    prop_assert_eq!(m.body, &body[..]);
+                    let kept = headers
+                        .iter()
+                        .filter(|(n, _)| !HOP_BY_HOP.iter().any(|h| n.eq_ignore_ascii_case(h)))
+                        .count();
+                    prop_assert_eq!(m.headers.len(), kept);
+                }
+                // Only a path that climbs out ('..') is refused.
+                Err(e) => prop_assert!(e.contains(".."), "{}", e),
+            }
+        }
+    }
 
     #[test]
     fn lf_and_crlf_lines() {
