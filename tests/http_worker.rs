@@ -304,6 +304,45 @@ fn tls_with_a_ca_file_and_http2() {
 }
 
 #[test]
+fn tls_with_a_client_certificate() {
+    let pki = TestPki::new();
+    let dir = TempDir::new("mtls");
+    let path = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let (ca, cert, key) = (
+        path("ca.pem", &pki.ca_pem),
+        path("client.pem", &pki.client_cert_pem),
+        path("client.key", &pki.client_key_pem),
+    );
+    let srv = HttpServer::start_tls_client_auth(&pki);
+    let hub = Hub::start(&["--proxy", "1:attempts=1", "--proxy", "2:attempts=1"]);
+    let base = format!("https://localhost:{}", srv.addr.port());
+    let _w = http_worker(
+        &hub,
+        1,
+        &base,
+        &[
+            "--ca-file",
+            &ca,
+            "--client-cert",
+            &cert,
+            "--client-key",
+            &key,
+        ],
+    );
+    let mut s = session(&hub.addr);
+    let r = call(&mut s, 1, b"GET /echo/mtls HTTP/1.1\n\n", 10_000).unwrap();
+    assert_eq!(r.rcode, 200);
+    // Without the certificate the server refuses the handshake.
+    let _w2 = http_worker(&hub, 2, &base, &["--ca-file", &ca]);
+    let e = call(&mut s, 2, b"GET /echo HTTP/1.1\n\n", 10_000).unwrap_err();
+    assert_eq!(e.status, Status::System, "{e}");
+}
+
+#[test]
 fn a_worker_with_an_unusable_configuration_exits_before_it_announces() {
     let hub = Hub::start(&[]);
     let out = Command::new(common::dco_bin())

@@ -53,6 +53,9 @@ pub struct TestPki {
     pub ca_pem: String,
     pub cert_pem: String,
     pub key_pem: String,
+    /// A client certificate the same CA signed, and its key.
+    pub client_cert_pem: String,
+    pub client_key_pem: String,
 }
 
 impl TestPki {
@@ -72,10 +75,19 @@ impl TestPki {
             rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
                 .unwrap();
         let cert = leaf.signed_by(&key, &ca_cert, &ca_key).unwrap();
+        let client_key = rcgen::KeyPair::generate().unwrap();
+        let mut client = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        client
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "dco worker");
+        client.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let client_cert = client.signed_by(&client_key, &ca_cert, &ca_key).unwrap();
         TestPki {
             ca_pem: ca_cert.pem(),
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
+            client_cert_pem: client_cert.pem(),
+            client_key_pem: client_key.serialize_pem(),
         }
     }
 }
@@ -88,6 +100,15 @@ impl HttpServer {
 
     /// HTTPS with the test PKI's server certificate; ALPN offers h2 and http/1.1.
     pub fn start_tls(pki: &TestPki) -> HttpServer {
+        HttpServer::start_tls_with(pki, false)
+    }
+
+    /// HTTPS that also wants a client certificate signed by the test CA.
+    pub fn start_tls_client_auth(pki: &TestPki) -> HttpServer {
+        HttpServer::start_tls_with(pki, true)
+    }
+
+    fn start_tls_with(pki: &TestPki, client_auth: bool) -> HttpServer {
         use tokio_rustls::rustls;
         let certs = vec![rustls::pki_types::CertificateDer::from(pem_der(
             &pki.cert_pem,
@@ -95,14 +116,28 @@ impl HttpServer {
         let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
             rustls::pki_types::PrivatePkcs8KeyDer::from(pem_der(&pki.key_pem)),
         );
-        let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = if client_auth {
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(rustls::pki_types::CertificateDer::from(pem_der(
+                    &pki.ca_pem,
+                )))
+                .unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let mut cfg = builder.with_single_cert(certs, key).unwrap();
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         HttpServer::start_with(Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg))))
     }
