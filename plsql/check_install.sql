@@ -6,7 +6,7 @@ DECLARE
 BEGIN
   FOR e IN (SELECT name, type, line, position, text
               FROM user_errors
-             WHERE name IN ('DCO', 'DCO_PDU')
+             WHERE name IN ('DCO', 'DCO_PDU', 'DCO_HTTP')
              ORDER BY name, type, sequence) LOOP
     DBMS_OUTPUT.PUT_LINE(e.type || ' ' || e.name || ' line ' || e.line || ':' ||
                          e.position || ' ' || e.text);

@@ -7,7 +7,10 @@
 -- Proxies 6 and 7 are known to the hub (--proxy-ids) but served by no worker here: a request
 -- to 6 waits in the hub's journal (example 6 times out on it, and queues a call to it);
 -- example 7 shows an application failure when a worker that fails serves proxy 7
--- (tests/oracle_xe.rs runs one), and a timeout otherwise.
+-- (tests/oracle_xe.rs runs one), and a timeout otherwise. Example 8 calls a REST API through
+-- the HTTP worker on proxy 30, when one serves it:
+--
+--   dco worker http --proxy 30 --base-url https://sms.example.com/v1 --hub 127.0.0.1:7790
 --
 -- With the UTL_TCP body, tell the session where the hub is first:
 --   EXEC dco.set_hubs('hub.example.com:7790')
@@ -186,7 +189,33 @@ EXCEPTION
 END;
 /
 
-PROMPT 8. close: end the hub session (the next call starts a new one)
+PROMPT 8. REST: POST JSON to an HTTP service, then GET, through the HTTP worker (dco_http)
+-- Each call is one HTTP request to the worker's base URL; its response comes back taken apart.
+-- A 4xx is dco.app_fail, with the response in dco_http.last_response; 5xx and a service that
+-- does not answer are retried by the hub, then dco.system (or dco.timeout at the deadline).
+DECLARE
+  r dco_http.response_t;
+BEGIN
+  r := dco_http.call_json(30, 'POST', '/sms', '{"to": "+15550100", "text": "hello"}',
+                          timeout_ms => 5000);
+  DBMS_OUTPUT.PUT_LINE('POST /sms: ' || r.status || ', at ' || dco_http.header(r, 'location'));
+  r := dco_http.call(30, 'GET', '/sms?limit=1', timeout_ms => 5000);
+  DBMS_OUTPUT.PUT_LINE('GET /sms: ' || r.status || ' ' ||
+                       DBMS_LOB.SUBSTR(dco_http.body_text(r), 200, 1));
+  dco_http.free_response(r);
+EXCEPTION
+  WHEN dco.app_fail THEN
+    r := dco_http.last_response;
+    DBMS_OUTPUT.PUT_LINE('rejected: HTTP ' || r.status || ' ' ||
+                         DBMS_LOB.SUBSTR(dco_http.body_text(r), 200, 1));
+  WHEN dco.no_route THEN
+    DBMS_OUTPUT.PUT_LINE('no_route (start dco worker http --proxy 30 to call the service)');
+  WHEN dco.timeout OR dco.system THEN
+    DBMS_OUTPUT.PUT_LINE('service unavailable: ' || SQLERRM);
+END;
+/
+
+PROMPT 9. close: end the hub session (the next call starts a new one)
 BEGIN
   dco.close;
   DBMS_OUTPUT.PUT_LINE('closed');

@@ -17,5 +17,8 @@ PROMPT Package dco (body over UTL_TCP)
 PROMPT Package dco_pdu
 @@dco_pdu.pks
 @@dco_pdu.pkb
+PROMPT Package dco_http
+@@dco_http.pks
+@@dco_http.pkb
 
 @@check_install.sql

@@ -1,5 +1,5 @@
--- Removes dco from the current schema: the packages dco and dco_pdu and the library dco_lib
--- (whichever exist; either body).
+-- Removes dco from the current schema: the packages dco_http, dco_pdu and dco and the library
+-- dco_lib (whichever exist; either body).
 --
 --   sqlplus app/secret@db @uninstall.sql
 WHENEVER SQLERROR EXIT FAILURE
@@ -17,6 +17,7 @@ DECLARE
       DBMS_OUTPUT.PUT_LINE(what || ' was not there');
   END drop_object;
 BEGIN
+  drop_object('PACKAGE dco_http');
   drop_object('PACKAGE dco_pdu');
   drop_object('PACKAGE dco');
   drop_object('LIBRARY dco_lib');

@@ -409,7 +409,7 @@ fn plsql_examples_run_on_oracle() {
     run_script(&conn, &script("uninstall.sql", &[]));
     let left: i64 = conn
         .query_row_as(
-            "SELECT COUNT(*) FROM user_objects WHERE object_name IN ('DCO', 'DCO_PDU', 'DCO_LIB')",
+            "SELECT COUNT(*) FROM user_objects WHERE object_name IN ('DCO', 'DCO_PDU', 'DCO_HTTP', 'DCO_LIB')",
             &[],
         )
         .expect("count objects");
@@ -437,6 +437,8 @@ fn scripts_split_into_the_statements_sqlplus_would_send() {
             "CREATE OR REPLACE PACKAGE BODY",
             "CREATE OR REPLACE PACKAGE dco_pdu",
             "CREATE OR REPLACE PACKAGE BODY",
+            "CREATE OR REPLACE PACKAGE dco_http",
+            "CREATE OR REPLACE PACKAGE BODY",
             "DECLARE n PLS_INTEGER := 0;",
         ]
     );
@@ -459,7 +461,7 @@ fn scripts_split_into_the_statements_sqlplus_would_send() {
     );
     assert!(ext[2].sql.contains("LANGUAGE C LIBRARY dco_lib"));
     let examples = script("examples.sql", &[]);
-    assert_eq!(examples.len(), 8, "examples.sql has 8 blocks");
+    assert_eq!(examples.len(), 9, "examples.sql has 9 blocks");
     assert!(examples.iter().all(|s| {
         let u = s.sql.trim_start().to_uppercase();
         (u.starts_with("DECLARE") || u.starts_with("BEGIN")) && u.trim_end().ends_with("END;")

@@ -9,6 +9,8 @@
 //!   header has a call specification.
 //! - The package specification's exceptions cover every DCO_E_* code with ORA-(20100 - code),
 //!   and both bodies implement every subprogram of the specification.
+//! - dco_http's body implements its specification and names nothing of package dco that dco.pks
+//!   does not declare, so it runs over either body.
 //!
 //! Needs Node.js and the parser package: `npm ci --prefix tests/plsql` (.ci/run does it).
 
@@ -47,6 +49,8 @@ fn plsql_files() -> Vec<PathBuf> {
         "dco_utl_tcp.pkb",
         "dco_pdu.pks",
         "dco_pdu.pkb",
+        "dco_http.pks",
+        "dco_http.pkb",
         "install_extproc.sql",
         "install_utl_tcp.sql",
         "uninstall.sql",
@@ -280,6 +284,14 @@ fn the_parser_sees_what_each_file_creates() {
         "create_package_body create or replace package body dco_pdu ",
     );
     has(
+        "dco_http.pks",
+        "create_package create or replace package dco_http ",
+    );
+    has(
+        "dco_http.pkb",
+        "create_package_body create or replace package body dco_http ",
+    );
+    has(
         "install_extproc.sql",
         "create_library create or replace library dco_lib as '&&libdco_path'",
     );
@@ -291,14 +303,18 @@ fn the_parser_sees_what_each_file_creates() {
         "install_utl_tcp.sql",
         "sql_plus_command @ @ dco_utl_tcp . pkb",
     );
+    for install in ["install_extproc.sql", "install_utl_tcp.sql"] {
+        has(install, "sql_plus_command @ @ dco_http . pks");
+        has(install, "sql_plus_command @ @ dco_http . pkb");
+    }
     has("uninstall.sql", "anonymous_block");
     let blocks = units("examples.sql")
         .iter()
         .filter(|u| u.starts_with("anonymous_block"))
         .count();
     assert!(
-        blocks >= 8,
-        "examples.sql: {blocks} anonymous blocks parsed, want 8"
+        blocks >= 9,
+        "examples.sql: {blocks} anonymous blocks parsed, want 9"
     );
 }
 
@@ -1143,11 +1159,96 @@ fn both_bodies_implement_the_specification() {
             "plsql/{body} does not implement {missing:?}"
         );
     }
-    let pdu_spec = subprograms(&read(&root().join("plsql/dco_pdu.pks")));
-    let pdu_body = subprograms(&read(&root().join("plsql/dco_pdu.pkb")));
-    let missing: Vec<&String> = pdu_spec.iter().filter(|s| !pdu_body.contains(*s)).collect();
+    for package in ["dco_pdu", "dco_http"] {
+        let spec = subprograms(&read(&root().join(format!("plsql/{package}.pks"))));
+        let body = subprograms(&read(&root().join(format!("plsql/{package}.pkb"))));
+        let missing: Vec<&String> = spec.iter().filter(|s| !body.contains(*s)).collect();
+        assert!(
+            missing.is_empty(),
+            "plsql/{package}.pkb does not implement {missing:?}"
+        );
+    }
+    let http = subprograms(&read(&root().join("plsql/dco_http.pks")));
+    for want in [
+        "function request(proxy_id In PLS_INTEGER, method In VARCHAR2, path In VARCHAR2, \
+         headers In HEADERS_T, body In BLOB, buffered In BOOLEAN) return PLS_INTEGER",
+        "function read(req_id In PLS_INTEGER, timeout_ms In PLS_INTEGER) return RESPONSE_T",
+        "function header(r In RESPONSE_T, name In VARCHAR2) return VARCHAR2",
+        "function body_text(r In RESPONSE_T) return CLOB",
+        "procedure add_header(h InOut HEADERS_T, name In VARCHAR2, value In VARCHAR2)",
+    ] {
+        assert!(
+            http.contains(want),
+            "dco_http.pks lacks `{want}`; it has:\n{}",
+            http.iter().cloned().collect::<Vec<_>>().join("\n")
+        );
+    }
     assert!(
-        missing.is_empty(),
-        "plsql/dco_pdu.pkb does not implement {missing:?}"
+        http.iter()
+            .any(|s| s.starts_with("function call(") && s.contains("body In BLOB")),
+        "dco_http.pks has no call with a BLOB body: {http:?}"
     );
+}
+
+/// The names a package specification declares: its subprograms, exceptions and constants.
+fn declared_names(text: &str) -> BTreeSet<String> {
+    let toks = tokenize(text);
+    let mut out = BTreeSet::new();
+    for k in 0..toks.len().saturating_sub(1) {
+        let (this, next) = (&toks[k].0, &toks[k + 1].0);
+        if this.is("FUNCTION") || this.is("PROCEDURE") {
+            if let Tok::Word(name) = next {
+                out.insert(name.to_lowercase());
+            }
+        } else if let Tok::Word(name) = this {
+            if next.is("EXCEPTION") || next.is("CONSTANT") {
+                out.insert(name.to_lowercase());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn dco_http_uses_only_the_dco_specification() {
+    let spec = declared_names(&read(&root().join("plsql/dco.pks")));
+    for want in [
+        "write",
+        "call",
+        "read_request",
+        "last_error",
+        "app_fail",
+        "error_base",
+    ] {
+        assert!(spec.contains(want), "dco.pks declares no {want}: {spec:?}");
+    }
+    let mut used = BTreeSet::new();
+    for file in ["dco_http.pks", "dco_http.pkb"] {
+        let toks = tokenize(&read(&root().join("plsql").join(file)));
+        for k in 0..toks.len().saturating_sub(2) {
+            if toks[k].0.is("dco") && toks[k + 1].0.is_punct(".") {
+                let name = toks[k + 2].0.text().to_lowercase();
+                assert!(
+                    spec.contains(&name),
+                    "plsql/{file}:{}: dco.{name} is not declared by dco.pks, so one of the \
+                     bodies may lack it",
+                    toks[k].1
+                );
+                used.insert(name);
+            }
+        }
+    }
+    for want in [
+        "write",
+        "send_request",
+        "read_request",
+        "call",
+        "last_error",
+        "app_fail",
+    ] {
+        assert!(
+            used.contains(want),
+            "plsql/dco_http.pkb no longer uses dco.{want}: update this test ({used:?})"
+        );
+    }
 }
