@@ -103,7 +103,7 @@ fn break_file(dir: &Path, file: &str, from: &str, to: &str, what: &'static str) 
 }
 
 /// Runs parse.mjs once for every test of this file: over plsql/ and broken copies of it (the
-/// grammar takes long to warm up, so one process does all).
+/// grammar takes long to warm up, so two processes share the files rather than one per file).
 fn parse_run() -> &'static ParseRun {
     static RUN: OnceLock<ParseRun> = OnceLock::new();
     RUN.get_or_init(|| {
@@ -176,47 +176,81 @@ fn parse_run() -> &'static ParseRun {
         ];
         let mut args: Vec<PathBuf> = plsql_files();
         args.extend(broken.iter().map(|b| b.path.clone()));
-        let out = Command::new("node")
-            .arg(&script)
-            .args(&args)
-            .output()
-            .expect("run node tests/plsql/parse.mjs");
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        // Two node processes, each with about half of the bytes: the parse is CPU-bound and
+        // the test machine has two cores.
+        let mut by_size: Vec<(u64, PathBuf)> = args
+            .iter()
+            .map(|p| {
+                (
+                    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+                    p.clone(),
+                )
+            })
+            .collect();
+        by_size.sort_by(|a, b| b.0.cmp(&a.0));
+        let mut halves: [(u64, Vec<PathBuf>); 2] = [(0, Vec::new()), (0, Vec::new())];
+        for (len, p) in by_size {
+            let h = if halves[0].0 <= halves[1].0 { 0 } else { 1 };
+            halves[h].0 += len;
+            halves[h].1.push(p);
+        }
+        let runs: Vec<_> = halves
+            .into_iter()
+            .filter(|(_, list)| !list.is_empty())
+            .map(|(_, list)| {
+                let child = Command::new("node")
+                    .arg(&script)
+                    .args(&list)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("run node tests/plsql/parse.mjs");
+                (list.len(), child)
+            })
+            .collect();
         let mut files = HashMap::new();
-        for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
-            let v: serde_json::Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("parse.mjs printed {line:?}, not JSON: {e}"));
-            let list = |k: &str| -> Vec<String> {
-                v[k].as_array()
-                    .unwrap_or_else(|| panic!("no {k} in {line}"))
-                    .iter()
-                    .map(|s| s.as_str().unwrap_or_default().to_string())
-                    .collect()
-            };
-            files.insert(
-                PathBuf::from(v["file"].as_str().expect("file")),
-                Parsed {
+        for (count, child) in runs {
+            let out = child.wait_with_output().expect("wait for parse.mjs");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let mut answered = 0;
+            let mut any_bad = false;
+            for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+                let v: serde_json::Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("parse.mjs printed {line:?}, not JSON: {e}"));
+                let list = |k: &str| -> Vec<String> {
+                    v[k].as_array()
+                        .unwrap_or_else(|| panic!("no {k} in {line}"))
+                        .iter()
+                        .map(|s| s.as_str().unwrap_or_default().to_string())
+                        .collect()
+                };
+                let parsed = Parsed {
                     ok: v["ok"].as_bool().expect("ok"),
                     errors: list("errors"),
                     skipped: list("skipped"),
                     units: list("units"),
-                },
+                };
+                any_bad |= !parsed.ok;
+                answered += 1;
+                files.insert(PathBuf::from(v["file"].as_str().expect("file")), parsed);
+            }
+            assert!(
+                answered == count,
+                "parse.mjs answered for {answered} of {count} files (exit {:?}); stderr:\n{}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(
+                out.status.code(),
+                Some(if any_bad { 1 } else { 0 }),
+                "parse.mjs exit status does not match its report; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
             );
         }
-        assert!(
-            files.len() == args.len(),
-            "parse.mjs answered for {} of {} files (exit {:?}); stderr:\n{}",
+        assert_eq!(
             files.len(),
             args.len(),
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let any_bad = files.values().any(|p| !p.ok);
-        assert_eq!(
-            out.status.code(),
-            Some(if any_bad { 1 } else { 0 }),
-            "parse.mjs exit status does not match its report; stderr:\n{}",
-            String::from_utf8_lossy(&out.stderr)
+            "a file was answered twice or not at all"
         );
         ParseRun {
             files,

@@ -67,8 +67,8 @@ pub struct ProxyStats {
     pub latency: Histogram,
 }
 
-/// Results counted by return code: at most [`RCodes::MAX`] distinct codes, the rest together
-/// under `other`, so a worker cannot grow the hub's memory with made-up codes.
+/// Results counted by return code: at most 64 distinct codes, the rest together under
+/// `other`, so a worker cannot grow the hub's memory with made-up codes.
 #[derive(Serialize, Debug, Default, Clone)]
 pub struct RCodes {
     /// Count per return code.
@@ -77,10 +77,10 @@ pub struct RCodes {
     pub other: u64,
 }
 
-impl RCodes {
-    /// Most distinct codes kept apart.
-    pub const MAX: usize = 64;
+/// Most distinct return codes kept apart.
+const MAX_RCODES: usize = 64;
 
+impl RCodes {
     /// Counts one result with return code `rc` (0 is not counted).
     pub fn record(&mut self, rc: i32) {
         if rc == 0 {
@@ -88,7 +88,7 @@ impl RCodes {
         }
         if let Some(n) = self.by_code.get_mut(&rc) {
             *n += 1;
-        } else if self.by_code.len() < Self::MAX {
+        } else if self.by_code.len() < MAX_RCODES {
             self.by_code.insert(rc, 1);
         } else {
             self.other += 1;
@@ -243,6 +243,19 @@ pub struct Outcomes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn return_codes_are_counted_in_bounded_memory() {
+        let mut r = RCodes::default();
+        r.record(0);
+        for code in 1..=100 {
+            r.record(code);
+            r.record(1);
+        }
+        assert_eq!(r.by_code.len(), MAX_RCODES);
+        assert_eq!(r.by_code[&1], 101);
+        assert_eq!(r.other, 100 - MAX_RCODES as u64);
+    }
 
     #[test]
     fn quantiles_fall_in_the_right_bucket() {
