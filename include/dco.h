@@ -12,6 +12,14 @@
  *   and is never to be freed. Every _new has a _free, and _free(NULL) does nothing.
  * - No call crashes on bad input: NULL pointers and bad lengths return DCO_E_INVALID, and an
  *   internal error returns DCO_E_PANIC instead of unwinding into the caller.
+ * - Threads: the library is thread-safe; each thread has its own implicit session and its own
+ *   dco_last_error(). A dco_session handle may be used by one thread at a time (serialize it
+ *   yourself to share it). A dco_worker is configured on one thread before dco_worker_run;
+ *   dco_worker_stop may then be called from any thread or signal handler. A worker's handler
+ *   runs on the dco_worker_run thread, one request at a time, unless
+ *   dco_worker_set_concurrency asked for more: then on that many pool threads at once, so the
+ *   handler and what `user` points to must be thread-safe; the dco_delivery and dco_reply of a
+ *   call belong to that call and its thread only.
  */
 
 #ifndef DCO_H

@@ -81,7 +81,14 @@ fn get_and_post_with_headers_and_a_binary_body() {
         &hub,
         1,
         &base,
-        &["--header", "X-Default: yes", "--bearer-token", "s3cret"],
+        &[
+            "--header",
+            "X-Default: yes",
+            "--bearer-token",
+            "s3cret",
+            "--idempotency-header",
+            "X-Idempotency-Key",
+        ],
     );
     let mut s = session(&hub.addr);
 
@@ -102,6 +109,12 @@ fn get_and_post_with_headers_and_a_binary_body() {
     // The worker's defaults: a header and the credentials, never in the request body.
     assert_eq!(header(&h, "x-echo-x-default"), Some("yes"));
     assert_eq!(header(&h, "x-echo-authorization"), Some("Bearer s3cret"));
+    // A key that names the request (session and id), the same on every attempt.
+    let key = header(&h, "x-echo-x-idempotency-key").unwrap();
+    assert!(
+        key.starts_with("dco-") && key.ends_with(&format!("-{}", s.last_request_id())),
+        "{key}"
+    );
     assert!(body.is_empty());
 
     // POST with CRLF lines, a binary body (every byte value) and a header that overrides a
