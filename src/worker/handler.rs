@@ -48,6 +48,9 @@ pub enum Outcome {
     /// Not run: the hub cancelled the request before it started (see
     /// [`super::Request::is_cancelled`]). The hub has dropped it already; nothing is retried.
     Cancelled,
+    /// Not run, or given up: the request's deadline passed. The caller gets DCO_E_TIMEOUT
+    /// (unless the hub timed it out first); nothing is retried.
+    TimedOut,
 }
 
 /// The reply being built for one delivery. It writes straight into the connection's output

@@ -103,11 +103,14 @@ fn serve_jobs<H: PoolHandler>(h: &H, rx: &Receiver<Job>) {
     while let Ok((req, responder)) = rx.recv() {
         if req.is_cancelled() {
             h.cancelled(&req);
-            responder.send(cancelled("cancelled before it started"));
+            responder.send(not_run(Outcome::Cancelled, "cancelled before it started"));
             continue;
         }
         if req.deadline.is_some_and(|d| d <= Instant::now()) {
-            responder.send(cancelled("its time ran out before it started"));
+            responder.send(not_run(
+                Outcome::TimedOut,
+                "its time ran out before it started",
+            ));
             continue;
         }
         let answer = catch_unwind(AssertUnwindSafe(|| h.handle(&req)))
@@ -116,9 +119,9 @@ fn serve_jobs<H: PoolHandler>(h: &H, rx: &Receiver<Job>) {
     }
 }
 
-fn cancelled(why: &str) -> Response {
+fn not_run(outcome: Outcome, why: &str) -> Response {
     Response {
-        outcome: Outcome::Cancelled,
+        outcome,
         rcode: 0,
         body: why.as_bytes().to_vec(),
     }

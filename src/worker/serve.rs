@@ -447,6 +447,7 @@ pub(super) fn finish_result(
         Outcome::Failure(rc) => (Status::AppFail.code(), rc),
         Outcome::RetryLater => (wire::RESULT_RETRY, rcode),
         Outcome::Cancelled => (Status::Cancelled.code(), 0),
+        Outcome::TimedOut => (Status::Timeout.code(), 0),
         Outcome::Forward(p) => {
             out[at + 4] = wire::FrameType::Forward as u8;
             (p, 0)

@@ -147,7 +147,8 @@ impl Core {
             request: id,
             proxy,
             attempt,
-            remaining_ms: (version >= 2).then(|| (left / 1000).min(u32::MAX as u64) as u32),
+            // Rounded up: under a millisecond left is 1, never 0 (which means "no limit").
+            remaining_ms: (version >= 2).then(|| left.div_ceil(1000).min(u32::MAX as u64) as u32),
         };
         wire::encode_deliver(&mut c.out, &head, body);
         c.last_tx = now;
@@ -272,6 +273,7 @@ impl Core {
             match status {
                 Status::Ok => p.stats.outcomes.ok += 1,
                 Status::AppFail => p.stats.outcomes.app_fail += 1,
+                Status::Timeout => p.stats.outcomes.timeout += 1,
                 _ => p.stats.outcomes.system += 1,
             }
             self.answer(f.session, f.request, &req, status, rcode, body, now);

@@ -290,6 +290,30 @@ fn a_delivery_gets_the_time_left_and_a_late_answer_is_dropped() {
 }
 
 #[test]
+fn under_a_millisecond_left_is_one_millisecond_not_no_limit() {
+    let mut h = H::new(Policies::default());
+    h.caller(1, 100);
+    h.worker(2, &[5], 1);
+    h.advance(0);
+    h.request(1, 1, 5, 0, 0, "busy");
+    h.request(1, 2, 5, 0, 2, "short");
+    h.advance(0);
+    let first = h.deliveries(2);
+    assert_eq!(first.len(), 1);
+    // 1.5 ms later the worker has room: the second request has 0.5 ms left.
+    h.now += 1500;
+    h.core.advance(h.now);
+    h.result(2, first[0].0, Status::Ok, "done").unwrap();
+    h.core.advance(h.now);
+    let d = h.deliveries(2);
+    assert_eq!(d.len(), 1);
+    assert_eq!(
+        d[0].3, 1,
+        "0.5 ms left is sent as 1 ms (0 would mean no limit)"
+    );
+}
+
+#[test]
 fn a_poison_request_gives_up_after_its_attempts_while_others_flow() {
     let mut h = H::new(policies(&[
         "5:attempts=3,backoff-ms=100,backoff-cap-ms=1000",

@@ -178,16 +178,16 @@ impl Service for HttpService {
             let cancel = req.cancel_signal();
             let answer = tokio::select! {
                 r = inner.run(&mut req) => r,
-                () = cancel.cancelled() => not_run("cancelled by the hub"),
+                () = cancel.cancelled() => not_run(Outcome::Cancelled, "cancelled by the hub"),
             };
             responder.send(answer);
         });
     }
 }
 
-fn not_run(why: &str) -> Response {
+fn not_run(outcome: Outcome, why: &str) -> Response {
     Response {
-        outcome: Outcome::Cancelled,
+        outcome,
         rcode: 0,
         body: why.as_bytes().to_vec(),
     }
@@ -237,7 +237,7 @@ impl Inner {
     async fn run(&self, req: &mut Request) -> Response {
         let budget = req.remaining().unwrap_or(self.timeout);
         if budget < Duration::from_millis(1) {
-            return not_run("its time ran out before it was sent");
+            return not_run(Outcome::TimedOut, "its time ran out before it was sent");
         }
         let (method, url, headers, body_at) = match self.prepare(req) {
             Ok(p) => p,
