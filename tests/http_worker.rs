@@ -247,6 +247,38 @@ fn two_hundred_requests_at_once_through_one_worker() {
 }
 
 #[test]
+fn sigterm_finishes_the_requests_in_flight_before_the_worker_exits() {
+    let srv = HttpServer::start();
+    let hub = Hub::start(&[]);
+    let mut w = http_worker(&hub, 1, &srv.url(), &[]);
+    let mut s = session(&hub.addr);
+    let ids: Vec<u64> = (0..5)
+        .map(|_| {
+            s.write(b"GET /slow/600 HTTP/1.1\n\n").unwrap();
+            s.send(1, true, false).unwrap()
+        })
+        .collect();
+    s.flush().unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while srv.state.inflight.load(Ordering::SeqCst) < 5 {
+        assert!(
+            Instant::now() < until,
+            "the requests never reached the server"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let st = w
+        .terminate(Duration::from_secs(10))
+        .expect("the worker exits");
+    assert!(st.success(), "{st:?}");
+    for id in ids {
+        let r = s.read(id, Some(Duration::from_secs(1))).unwrap();
+        assert_eq!(parse(&r.body).2, b"slow");
+    }
+    assert_eq!(srv.state.dropped.load(Ordering::SeqCst), 0);
+}
+
+#[test]
 fn a_response_over_the_limit_fails_clearly() {
     let srv = HttpServer::start();
     let hub = Hub::start(&[]);
