@@ -5,6 +5,23 @@
 use std::path::PathBuf;
 
 fn main() {
+    // The shared library's SONAME: programs record libdco.so.0 and keep working across
+    // compatible updates (see the Makefile's install target).
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libdco.so.0");
+    // So that a program linked with -ldco against the build tree (target/<profile>, as the
+    // README and c_examples/Makefile do) finds that name at run time: libdco.so.0 -> libdco.so
+    // beside it. OUT_DIR is target/<profile>/build/<pkg>-<hash>/out. Best effort.
+    if let Some(profile_dir) = std::env::var_os("OUT_DIR")
+        .map(PathBuf::from)
+        .and_then(|o| o.ancestors().nth(3).map(PathBuf::from))
+    {
+        let link = profile_dir.join("libdco.so.0");
+        if std::fs::read_link(&link).is_err() {
+            let _ = std::fs::remove_file(&link);
+            #[cfg(unix)]
+            let _ = std::os::unix::fs::symlink("libdco.so", &link);
+        }
+    }
     // The header is generated from the whole crate (cbindgen reads every module).
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");
