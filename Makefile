@@ -7,7 +7,8 @@
 #   make uninstall PREFIX=/usr/local
 #
 # The installed libraries are stripped of debug information, which goes to
-# $(LIBDIR)/debug/ (objcopy --only-keep-debug, linked back with a .gnu_debuglink).
+# $(LIBDIR)/.debug/, where gdb looks for it (objcopy --only-keep-debug, linked back with a
+# .gnu_debuglink).
 # PROFILE=debug installs what `cargo build` made instead (for tests). `make install` does not
 # run cargo: build first.
 
@@ -22,7 +23,7 @@ BINDIR     ?= $(PREFIX)/bin
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 PKGDIR     ?= $(LIBDIR)/pkgconfig
-DEBUGDIR   ?= $(LIBDIR)/debug
+DEBUGDIR   ?= $(LIBDIR)/.debug
 
 SONAME     := libdco.so.$(SOVERSION)
 REALNAME   := libdco.so.$(VERSION)

@@ -30,3 +30,8 @@ pub mod wire;
 pub mod worker;
 
 pub use status::{Error, Result, Status};
+
+/// The README's Rust examples, compiled (and type-checked) as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

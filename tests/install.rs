@@ -57,7 +57,7 @@ fn make_install_gives_a_library_that_pkg_config_users_can_build_and_run() {
         lib.join("libdco.so"),
         lib.join("libdco.a"),
         lib.join("pkgconfig/dco.pc"),
-        lib.join(format!("debug/libdco.so.{version}.debug")),
+        lib.join(format!(".debug/libdco.so.{version}.debug")),
         prefix.join("include/dco.h"),
         prefix.join("bin/dco"),
     ] {

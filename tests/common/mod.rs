@@ -83,9 +83,27 @@ pub struct Hub {
     pub extra: Vec<String>,
 }
 
+/// Where a test hub's log goes: a file named after its data directory in the system's
+/// temporary directory (not beside the data, which may sit on a small test file system),
+/// appended to across restarts.
+fn hub_log(dir: &Path) -> PathBuf {
+    let name: String = dir
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    std::env::temp_dir().join(format!("dco-test-log{name}.log"))
+}
+
 fn spawn_hub(listen: &str, dir: &Path, extra: &[String]) -> (Proc, String) {
     let addr_file = dir.join("hub.addr");
     let _ = std::fs::remove_file(&addr_file);
+    // The log goes to a file, shown only if the test fails (see Hub's Drop).
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(hub_log(dir))
+        .expect("open the hub's log file");
     let child = Command::new(dco_bin())
         .arg("hub")
         .arg("--listen")
@@ -93,8 +111,9 @@ fn spawn_hub(listen: &str, dir: &Path, extra: &[String]) -> (Proc, String) {
         .arg("--data")
         .arg(dir)
         .args(extra)
-        .env("DCO_LOG", "error")
+        .env("DCO_LOG", "info")
         .stdin(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("spawn dco hub");
     let mut proc = Proc(child);
@@ -112,6 +131,22 @@ fn spawn_hub(listen: &str, dir: &Path, extra: &[String]) -> (Proc, String) {
         std::thread::sleep(Duration::from_millis(10));
     };
     (proc, addr)
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        // A failing test shows what its hub said (a passing one stays quiet).
+        if std::thread::panicking() {
+            let log = hub_log(self.dir.path());
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(200).collect();
+            eprintln!("--- the hub's log ({}), last lines ---", log.display());
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+        let _ = std::fs::remove_file(hub_log(self.dir.path()));
+    }
 }
 
 impl Hub {
