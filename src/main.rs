@@ -106,6 +106,10 @@ enum Command {
         /// new work, before it is dropped, in milliseconds.
         #[arg(long, default_value_t = 5000)]
         overdue_grace_ms: u64,
+        /// How long a new connection may take to send its HELLO before it is dropped, in
+        /// milliseconds (at least 100).
+        #[arg(long, default_value_t = 10_000)]
+        greeting_timeout_ms: u64,
     },
     /// Run a built-in worker.
     Worker {
@@ -356,6 +360,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
             policy,
             proxies,
             overdue_grace_ms,
+            greeting_timeout_ms,
         } => {
             let unix = match unix.as_deref() {
                 Some("none") => None,
@@ -375,6 +380,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let cfg = HubConfig {
                 policies,
                 overdue_grace: Duration::from_millis(overdue_grace_ms),
+                greeting_timeout: Duration::from_millis(greeting_timeout_ms.max(100)),
                 listen: (listen != "none").then_some(listen),
                 unix,
                 max_frame,

@@ -1366,9 +1366,9 @@ fn a_slowloris_sending_one_byte_at_a_time_still_works() {
 
 #[test]
 fn a_connection_that_never_says_hello_is_dropped() {
-    let mut bed = Bed::start();
-    // The hub's greeting timeout is 10 s: allow it three times that before calling it a hang.
-    let guard = Duration::from_secs(30);
+    // A short greeting timeout (the default is 10 s); the guard allows it many times over.
+    let mut bed = Bed::start_with(&["--greeting-timeout-ms", "300"]);
+    let guard = Duration::from_secs(10);
     let mut silent = Raw::connect_guarded(&bed.hub, "silent", guard);
     let mut partial = Raw::connect_guarded(&bed.hub, "partial-hello", guard);
     partial.send(&caller_hello()[..12]);
@@ -1392,8 +1392,8 @@ fn a_connection_that_never_says_hello_is_dropped() {
 /// The hub should say why it drops a peer that never greeted, like for every other refusal.
 #[test]
 fn a_connection_that_never_says_hello_gets_a_refuse() {
-    let mut bed = Bed::start();
-    let mut silent = Raw::connect_guarded(&bed.hub, "silent", Duration::from_secs(30));
+    let mut bed = Bed::start_with(&["--greeting-timeout-ms", "300"]);
+    let mut silent = Raw::connect_guarded(&bed.hub, "silent", Duration::from_secs(10));
     silent.expect_refuse(PROTOCOL, "HELLO");
     bed.check_survived(1);
 }

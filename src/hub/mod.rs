@@ -60,6 +60,8 @@ pub struct HubConfig {
     /// How long a worker holding a delivery past its service-time limit is kept, with no new
     /// work, before it is dropped.
     pub overdue_grace: Duration,
+    /// How long a new connection may take to send its HELLO before it is dropped.
+    pub greeting_timeout: Duration,
 }
 
 impl Default for HubConfig {
@@ -77,6 +79,7 @@ impl Default for HubConfig {
             proxy_ids: Vec::new(),
             policies: Policies::default(),
             overdue_grace: Duration::from_secs(5),
+            greeting_timeout: Duration::from_secs(10),
         }
     }
 }

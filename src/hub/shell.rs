@@ -256,6 +256,7 @@ impl Shell {
             reply_ttl: cfg.reply_ttl,
             policies: cfg.policies.clone(),
             overdue_grace: cfg.overdue_grace,
+            greeting_timeout: cfg.greeting_timeout,
             hub_id,
         };
         let core = Core::new(core_cfg, store, router, rec, now);

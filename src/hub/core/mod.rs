@@ -72,7 +72,6 @@ pub type Fatal = (Status, String);
 pub const OUT_PAUSE: usize = 8 * 1024 * 1024;
 
 /// A connection that has not said HELLO within this time is dropped.
-const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Owed acknowledgements that nothing else carries go out this long after they are owed.
 const ACK_DELAY: Micros = 100_000;
@@ -95,6 +94,8 @@ pub struct CoreConfig {
     /// How long a worker that holds a delivery past its service-time limit is kept (without
     /// new work) before it is dropped.
     pub overdue_grace: Duration,
+    /// How long a new connection may take to send its HELLO.
+    pub greeting_timeout: Duration,
     /// This hub's id (kept across restarts when it has a journal).
     pub hub_id: u64,
 }
@@ -209,8 +210,10 @@ impl Core {
             self.conns.resize_with(t + 1, || None);
         }
         self.conns[t] = Some(Conn::new(id, addr, now));
-        self.timers
-            .at(now + micros(GREETING_TIMEOUT), Timer::Greeting(t, id));
+        self.timers.at(
+            now + micros(self.cfg.greeting_timeout),
+            Timer::Greeting(t, id),
+        );
         self.timers
             .at(now + micros(self.cfg.keepalive), Timer::Keepalive(t, id));
         id
@@ -360,7 +363,10 @@ impl Core {
                         .conn(t)
                         .is_some_and(|c| c.id == id && matches!(c.role, Role::Greeting))
                     {
-                        let msg = format!("no HELLO within {} s", GREETING_TIMEOUT.as_secs());
+                        let msg = format!(
+                            "no HELLO within {} ms",
+                            self.cfg.greeting_timeout.as_millis()
+                        );
                         self.refuse(t, Status::Protocol, &msg);
                     }
                 }

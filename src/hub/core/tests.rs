@@ -57,6 +57,7 @@ impl H {
             reply_ttl: Duration::from_secs(3600),
             policies,
             overdue_grace: Duration::from_millis(500),
+            greeting_timeout: Duration::from_secs(10),
             hub_id: 42,
         };
         let router = Router::with_known_file(None, &[5, 6]).unwrap();
