@@ -5,7 +5,7 @@
 #
 #   scripts/oracle-xe.sh
 #   export DCO_ORACLE_URL=... DCO_ORACLE_HUB=...      # as printed
-#   cargo test --test oracle_xe -- --nocapture
+#   cargo test --test oracle_xe -- --ignored --nocapture
 #
 # The test runs on this machine and needs Oracle Instant Client here (the `oracle` crate loads
 # libclntsh.so at run time). Settings, all optional:
@@ -24,7 +24,7 @@ if [ -z "$engine" ]; then
   elif command -v docker >/dev/null 2>&1; then engine=docker
   else
     echo "oracle-xe.sh: neither podman nor docker is installed here, so Oracle XE cannot run" >&2
-    echo "on this machine; tests/oracle_xe.rs stays skipped (it says so)." >&2
+    echo "on this machine; tests/oracle_xe.rs stays ignored (cargo test lists it so)." >&2
     exit 1
   fi
 fi
@@ -96,5 +96,5 @@ cat <<EOF
 export DCO_ORACLE_URL='$user/$password@localhost:$port/XEPDB1'
 export DCO_ORACLE_HUB='$host_alias:$hub_port'
 export DCO_ORACLE_HUB_LISTEN='0.0.0.0:$hub_port'
-# then: cargo test --test oracle_xe -- --nocapture
+# then: cargo test --test oracle_xe -- --ignored --nocapture
 EOF
