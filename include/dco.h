@@ -478,7 +478,8 @@ int64_t dco_call(int32_t proxy_id, int32_t flags, int32_t timeout_ms, uint8_t *b
 
 /*
  The id of the last request sent on this thread's session (by dco_send_request or
- dco_call_sync), or 0 if none.
+ dco_call_sync), or 0 if none (DCO_E_PANIC after an internal error, like every function
+ returning a number).
  */
 int64_t dco_last_request_id(void);
 

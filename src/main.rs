@@ -176,7 +176,7 @@ enum WorkerKind {
     },
     /// Serve a proxy by calling HTTP services: the request body is an HTTP/1.1 request
     /// message (path relative to --base-url), the reply the HTTP/1.1 response message.
-    Http(HttpArgs),
+    Http(Box<HttpArgs>),
 }
 
 #[derive(clap::Args)]

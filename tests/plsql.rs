@@ -186,7 +186,7 @@ fn parse_run() -> &'static ParseRun {
                 )
             })
             .collect();
-        by_size.sort_by(|a, b| b.0.cmp(&a.0));
+        by_size.sort_by_key(|b| std::cmp::Reverse(b.0));
         let mut halves: [(u64, Vec<PathBuf>); 2] = [(0, Vec::new()), (0, Vec::new())];
         for (len, p) in by_size {
             let h = if halves[0].0 <= halves[1].0 { 0 } else { 1 };

@@ -30,7 +30,7 @@ use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 
 use crate::client::{CallFlags, Session, SessionConfig};
-use crate::ffi::{boundary, set_last_error, DCO_BUFFERED, DCO_ONEWAY};
+use crate::ffi::{boundary, boundary_or, set_last_error, DCO_BUFFERED, DCO_ONEWAY};
 use crate::status::{Error, Result, Status};
 
 /// Oracle's context for an external procedure call (opaque; declared the same way by Oracle's
@@ -100,10 +100,9 @@ fn with_session(ctx: *mut OCIExtProcContext, f: impl FnOnce(&mut Session) -> Res
         if slot.is_none() {
             *slot = Some(Session::new(SessionConfig::from_env()?));
         }
-        match slot.as_mut() {
-            Some(s) => f(s),
-            None => Err(Error::new(Status::Panic, "session missing")),
-        }
+        // A panic in `f` drops the session (see on_session): the next call makes a new one.
+        crate::ffi::on_session(&mut slot, f)
+            .unwrap_or_else(|| Err(Error::new(Status::Panic, "session missing")))
     })();
     drop(slot);
     match r {
@@ -202,7 +201,7 @@ pub extern "C" fn dco_ext_write(
     data_len: c_int,
     data_ind: c_short,
 ) -> c_int {
-    boundary(crate::ffi::DCO_E_PANIC, || {
+    boundary(|| {
         with_session(ctx, |s| {
             if data_ind == DCO_EXT_IND_NULL || data_len == 0 {
                 return Ok(0);
@@ -227,7 +226,7 @@ pub extern "C" fn dco_ext_line(
     text: *const c_char,
     text_ind: c_short,
 ) -> c_int {
-    boundary(crate::ffi::DCO_E_PANIC, || {
+    boundary(|| {
         with_session(ctx, |s| {
             if text_ind == DCO_EXT_IND_NULL || text.is_null() {
                 return s.line_bytes(b"").map(|_| 0);
@@ -249,7 +248,7 @@ pub extern "C" fn dco_ext_send_request(
     proxy_id: c_int,
     flags: c_int,
 ) -> c_int {
-    boundary(crate::ffi::DCO_E_PANIC, || {
+    boundary(|| {
         with_session(ctx, |s| {
             if flags & !(DCO_BUFFERED | DCO_ONEWAY) != 0 {
                 return Err(invalid("unknown flags"));
@@ -272,9 +271,7 @@ pub extern "C" fn dco_ext_send_request(
 /// Call spec: `PARAMETERS (CONTEXT, RETURN INT)`.
 #[no_mangle]
 pub extern "C" fn dco_ext_flush(ctx: *mut OCIExtProcContext) -> c_int {
-    boundary(crate::ffi::DCO_E_PANIC, || {
-        with_session(ctx, |s| s.flush().map(|_| 0))
-    })
+    boundary(|| with_session(ctx, |s| s.flush().map(|_| 0)))
 }
 
 /// `dco.read_request`: waits up to `timeout_ms` (< 0: without limit) for the reply of
@@ -293,7 +290,7 @@ pub extern "C" fn dco_ext_read_request(
     buf_maxlen: *mut c_int,
     buf_ind: *mut c_short,
 ) -> c_int {
-    boundary(crate::ffi::DCO_E_PANIC, || {
+    boundary(|| {
         with_session(ctx, |s| {
             // SAFETY: extproc passes a buffer of MAXLEN bytes.
             let out = unsafe { out_raw(buf, buf_maxlen)? };
@@ -324,7 +321,7 @@ pub extern "C" fn dco_ext_read_chunk(
     buf_maxlen: *mut c_int,
     buf_ind: *mut c_short,
 ) -> c_int {
-    boundary(crate::ffi::DCO_E_PANIC, || {
+    boundary(|| {
         with_session(ctx, |s| {
             // SAFETY: extproc passes a buffer of MAXLEN bytes.
             let out = unsafe { out_raw(buf, buf_maxlen)? };
@@ -357,7 +354,7 @@ pub extern "C" fn dco_ext_call_sync(
     buf_maxlen: *mut c_int,
     buf_ind: *mut c_short,
 ) -> c_int {
-    boundary(crate::ffi::DCO_E_PANIC, || {
+    boundary(|| {
         with_session(ctx, |s| {
             // SAFETY: extproc passes a buffer of MAXLEN bytes.
             let out = unsafe { out_raw(buf, buf_maxlen)? };
@@ -395,7 +392,7 @@ pub extern "C" fn dco_ext_call(
     buf_maxlen: *mut c_int,
     buf_ind: *mut c_short,
 ) -> c_int {
-    boundary(crate::ffi::DCO_E_PANIC, || {
+    boundary(|| {
         with_session(ctx, |s| {
             let flags = match queue_on_timeout {
                 0 => CallFlags::NONE,
@@ -423,7 +420,7 @@ pub extern "C" fn dco_ext_call(
 /// Call spec: `PARAMETERS (CONTEXT, RETURN INT)`.
 #[no_mangle]
 pub extern "C" fn dco_ext_last_request_id(ctx: *mut OCIExtProcContext) -> c_int {
-    boundary(0, || with_session(ctx, |s| Ok(s.last_request_id() as i64)))
+    boundary(|| with_session(ctx, |s| Ok(s.last_request_id() as i64)))
 }
 
 /// The worker's return code for the last reply read (see dco_last_rcode).
@@ -432,7 +429,7 @@ pub extern "C" fn dco_ext_last_request_id(ctx: *mut OCIExtProcContext) -> c_int 
 #[no_mangle]
 pub extern "C" fn dco_ext_last_rcode(ctx: *mut OCIExtProcContext) -> c_int {
     let _ = ctx;
-    boundary(0, || crate::ffi::dco_last_rcode())
+    boundary_or(0, || crate::ffi::dco_last_rcode())
 }
 
 /// Drops interest in `request_id` (its reply is discarded). Returns 0, or raises
@@ -441,9 +438,7 @@ pub extern "C" fn dco_ext_last_rcode(ctx: *mut OCIExtProcContext) -> c_int {
 /// Call spec: `PARAMETERS (CONTEXT, request_id INT, RETURN INT)`.
 #[no_mangle]
 pub extern "C" fn dco_ext_cancel(ctx: *mut OCIExtProcContext, request_id: c_int) -> c_int {
-    boundary(crate::ffi::DCO_E_PANIC, || {
-        with_session(ctx, |s| s.cancel(request_id.max(0) as u64).map(|_| 0))
-    })
+    boundary(|| with_session(ctx, |s| s.cancel(request_id.max(0) as u64).map(|_| 0)))
 }
 
 /// Ends the session of this extproc process (the next call starts a new one). Returns 0.
@@ -452,7 +447,7 @@ pub extern "C" fn dco_ext_cancel(ctx: *mut OCIExtProcContext, request_id: c_int)
 #[no_mangle]
 pub extern "C" fn dco_ext_close(ctx: *mut OCIExtProcContext) -> c_int {
     let _ = ctx;
-    boundary(crate::ffi::DCO_E_PANIC, || {
+    boundary(|| {
         if let Some(mut s) = SESSION.lock().take() {
             s.close();
         }
@@ -471,7 +466,7 @@ pub extern "C" fn dco_ext_last_error(
     ctx: *mut OCIExtProcContext,
     ret_ind: *mut c_short,
 ) -> *mut c_char {
-    boundary(std::ptr::null_mut(), || {
+    boundary(|| {
         let set_ind = |v: c_short| {
             if !ret_ind.is_null() {
                 // SAFETY: extproc passes the return indicator by reference.

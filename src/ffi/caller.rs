@@ -14,7 +14,12 @@ use crate::wire::HubAddr;
 /// requests. Created by dco_session_new, freed by dco_session_free. A session must not be used
 /// by two threads at the same time; it may move between threads.
 pub struct dco_session {
-    inner: Session,
+    /// None once a panic was caught while the session was in use (it was dropped).
+    inner: Option<Session>,
+}
+
+impl super::Castable for dco_session {
+    type Rust = dco_session;
 }
 
 thread_local! {
@@ -30,10 +35,8 @@ fn with_thread_session<T>(f: impl FnOnce(&mut Session) -> Result<T>) -> Result<T
         if slot.is_none() {
             *slot = Some(Session::new(SessionConfig::from_env()?));
         }
-        match slot.as_mut() {
-            Some(s) => f(s),
-            None => Err(Error::new(Status::Panic, "thread session missing")),
-        }
+        super::on_session(&mut slot, f)
+            .unwrap_or_else(|| Err(Error::new(Status::Panic, "thread session missing")))
     })
 }
 
@@ -42,8 +45,13 @@ fn with_handle<T>(s: *mut dco_session, f: impl FnOnce(&mut Session) -> Result<T>
     // SAFETY: a non-NULL `s` was returned by dco_session_new and not yet freed (the header's
     // contract), and the caller does not use it from two threads at once, so this is the only
     // reference to it for the duration of the call.
-    match unsafe { s.as_mut() } {
-        Some(h) => f(&mut h.inner),
+    match unsafe { super::try_mut(s) } {
+        Some(h) => super::on_session(&mut h.inner, f).unwrap_or_else(|| {
+            Err(Error::new(
+                Status::Panic,
+                "this session was dropped after an internal error; free it and make a new one",
+            ))
+        }),
         None => Err(Error::new(Status::Invalid, "session is NULL")),
     }
 }
@@ -179,18 +187,14 @@ fn len_code(n: usize) -> i64 {
 /// keeps ownership. `len` 0 does nothing.
 #[no_mangle]
 pub extern "C" fn dco_write(data: *const u8, len: usize) -> c_int {
-    boundary(super::DCO_E_PANIC, || {
-        to_code(with_thread_session(|s| op_write(s, data, len)), |_| 0) as c_int
-    })
+    boundary(|| to_code(with_thread_session(|s| op_write(s, data, len)), |_| 0) as c_int)
 }
 
 /// Appends the NUL-terminated `text` and a newline to the body being built on this thread's
 /// session. Returns DCO_OK, DCO_E_INVALID if `text` is NULL, or DCO_E_TOO_LARGE.
 #[no_mangle]
 pub extern "C" fn dco_line(text: *const c_char) -> c_int {
-    boundary(super::DCO_E_PANIC, || {
-        to_code(with_thread_session(|s| op_line(s, text)), |_| 0) as c_int
-    })
+    boundary(|| to_code(with_thread_session(|s| op_line(s, text)), |_| 0) as c_int)
 }
 
 /// Finishes the body and sends it to `proxy_id` on this thread's session.
@@ -206,7 +210,7 @@ pub extern "C" fn dco_line(text: *const c_char) -> c_int {
 /// gives DCO_E_NO_ROUTE when the reply is read; a known proxy with no worker now waits for one.
 #[no_mangle]
 pub extern "C" fn dco_send_request(proxy_id: i32, flags: i32) -> i64 {
-    boundary(super::DCO_E_PANIC as i64, || {
+    boundary(|| {
         to_code(with_thread_session(|s| op_send(s, proxy_id, flags)), |id| {
             id as i64
         })
@@ -220,9 +224,7 @@ pub extern "C" fn dco_send_request(proxy_id: i32, flags: i32) -> i64 {
 /// 10 s, or the connect timeout if longer: the requests are kept and sent again). Either way nothing is lost or run twice.
 #[no_mangle]
 pub extern "C" fn dco_flush() -> c_int {
-    boundary(super::DCO_E_PANIC, || {
-        to_code(with_thread_session(|s| s.flush()), |_| 0) as c_int
-    })
+    boundary(|| to_code(with_thread_session(|s| s.flush()), |_| 0) as c_int)
 }
 
 /// Waits up to `timeout_ms` for the reply of `request_id` and copies it into `buf`.
@@ -248,7 +250,7 @@ pub extern "C" fn dco_read_request(
     buf: *mut u8,
     cap: usize,
 ) -> i64 {
-    boundary(super::DCO_E_PANIC as i64, || {
+    boundary(|| {
         to_code(
             with_thread_session(|s| op_read(s, request_id, timeout_ms, buf, cap)),
             len_code,
@@ -260,7 +262,7 @@ pub extern "C" fn dco_read_request(
 /// copied into `buf` as dco_read_request does: dco_call(proxy_id, 0, timeout_ms, buf, cap).
 #[no_mangle]
 pub extern "C" fn dco_call_sync(proxy_id: i32, timeout_ms: i32, buf: *mut u8, cap: usize) -> i64 {
-    boundary(super::DCO_E_PANIC as i64, || {
+    boundary(|| {
         to_code(
             with_thread_session(|s| op_call(s, proxy_id, 0, timeout_ms, buf, cap)),
             len_code,
@@ -292,7 +294,7 @@ pub extern "C" fn dco_call(
     buf: *mut u8,
     cap: usize,
 ) -> i64 {
-    boundary(super::DCO_E_PANIC as i64, || {
+    boundary(|| {
         to_code(
             with_thread_session(|s| op_call(s, proxy_id, flags, timeout_ms, buf, cap)),
             len_code,
@@ -301,12 +303,11 @@ pub extern "C" fn dco_call(
 }
 
 /// The id of the last request sent on this thread's session (by dco_send_request or
-/// dco_call_sync), or 0 if none.
+/// dco_call_sync), or 0 if none (DCO_E_PANIC after an internal error, like every function
+/// returning a number).
 #[no_mangle]
 pub extern "C" fn dco_last_request_id() -> i64 {
-    boundary(0, || {
-        with_thread_session(|s| Ok(s.last_request_id() as i64)).unwrap_or(0)
-    })
+    boundary(|| with_thread_session(|s| Ok(s.last_request_id() as i64)).unwrap_or(0))
 }
 
 /// Cancels `request_id`. Not yet delivered to a worker, the hub removes it for good
@@ -315,7 +316,7 @@ pub extern "C" fn dco_last_request_id() -> i64 {
 /// DCO_E_CANCELLED (once). Returns DCO_OK or DCO_E_UNKNOWN_ID.
 #[no_mangle]
 pub extern "C" fn dco_cancel(request_id: i64) -> c_int {
-    boundary(super::DCO_E_PANIC, || {
+    boundary(|| {
         to_code(
             with_thread_session(|s| s.cancel(request_id.max(0) as u64)),
             |_| 0,
@@ -327,9 +328,7 @@ pub extern "C" fn dco_cancel(request_id: i64) -> c_int {
 /// DCO_E_NOT_CONNECTED, DCO_E_REFUSED or DCO_E_INVALID (bad DCO_HUB).
 #[no_mangle]
 pub extern "C" fn dco_connect() -> c_int {
-    boundary(super::DCO_E_PANIC, || {
-        to_code(with_thread_session(|s| s.connect()), |_| 0) as c_int
-    })
+    boundary(|| to_code(with_thread_session(|s| s.connect()), |_| 0) as c_int)
 }
 
 /// Closes this thread's session: the hub is told which replies were read, outstanding requests
@@ -337,7 +336,7 @@ pub extern "C" fn dco_connect() -> c_int {
 /// a new session (and reads DCO_HUB again). Always returns DCO_OK.
 #[no_mangle]
 pub extern "C" fn dco_close() -> c_int {
-    boundary(super::DCO_E_PANIC, || {
+    boundary(|| {
         THREAD_SESSION.with(|cell| {
             if let Ok(mut slot) = cell.try_borrow_mut() {
                 if let Some(mut s) = slot.take() {
@@ -357,7 +356,7 @@ pub extern "C" fn dco_close() -> c_int {
 /// (DCO_E_INVALID: a malformed hub list).
 #[no_mangle]
 pub extern "C" fn dco_session_new(hubs: *const c_char) -> *mut dco_session {
-    boundary(std::ptr::null_mut(), || {
+    boundary(|| {
         let cfg = if hubs.is_null() {
             SessionConfig::from_env()
         } else {
@@ -371,7 +370,7 @@ pub extern "C" fn dco_session_new(hubs: *const c_char) -> *mut dco_session {
             Ok(cfg) => {
                 super::clear_last_error();
                 Box::into_raw(Box::new(dco_session {
-                    inner: Session::new(cfg),
+                    inner: Some(Session::new(cfg)),
                 }))
             }
             Err(e) => {
@@ -386,7 +385,7 @@ pub extern "C" fn dco_session_new(hubs: *const c_char) -> *mut dco_session {
 /// are discarded. The pointer must not be used afterwards.
 #[no_mangle]
 pub extern "C" fn dco_session_free(session: *mut dco_session) {
-    boundary((), || {
+    boundary(|| {
         if !session.is_null() {
             // SAFETY: non-NULL, made by Box::into_raw in dco_session_new and not yet freed (the
             // contract above); ownership comes back here exactly once.
@@ -402,17 +401,13 @@ pub extern "C" fn dco_session_write(
     data: *const u8,
     len: usize,
 ) -> c_int {
-    boundary(super::DCO_E_PANIC, || {
-        to_code(with_handle(session, |s| op_write(s, data, len)), |_| 0) as c_int
-    })
+    boundary(|| to_code(with_handle(session, |s| op_write(s, data, len)), |_| 0) as c_int)
 }
 
 /// dco_line on an explicit session. DCO_E_INVALID if `session` is NULL.
 #[no_mangle]
 pub extern "C" fn dco_session_line(session: *mut dco_session, text: *const c_char) -> c_int {
-    boundary(super::DCO_E_PANIC, || {
-        to_code(with_handle(session, |s| op_line(s, text)), |_| 0) as c_int
-    })
+    boundary(|| to_code(with_handle(session, |s| op_line(s, text)), |_| 0) as c_int)
 }
 
 /// dco_send_request on an explicit session. DCO_E_INVALID if `session` is NULL.
@@ -422,7 +417,7 @@ pub extern "C" fn dco_session_send_request(
     proxy_id: i32,
     flags: i32,
 ) -> i64 {
-    boundary(super::DCO_E_PANIC as i64, || {
+    boundary(|| {
         to_code(
             with_handle(session, |s| op_send(s, proxy_id, flags)),
             |id| id as i64,
@@ -433,9 +428,7 @@ pub extern "C" fn dco_session_send_request(
 /// dco_flush on an explicit session. DCO_E_INVALID if `session` is NULL.
 #[no_mangle]
 pub extern "C" fn dco_session_flush(session: *mut dco_session) -> c_int {
-    boundary(super::DCO_E_PANIC, || {
-        to_code(with_handle(session, |s| s.flush()), |_| 0) as c_int
-    })
+    boundary(|| to_code(with_handle(session, |s| s.flush()), |_| 0) as c_int)
 }
 
 /// dco_read_request on an explicit session. DCO_E_INVALID if `session` is NULL.
@@ -447,7 +440,7 @@ pub extern "C" fn dco_session_read_request(
     buf: *mut u8,
     cap: usize,
 ) -> i64 {
-    boundary(super::DCO_E_PANIC as i64, || {
+    boundary(|| {
         to_code(
             with_handle(session, |s| op_read(s, request_id, timeout_ms, buf, cap)),
             len_code,
@@ -464,7 +457,7 @@ pub extern "C" fn dco_session_call_sync(
     buf: *mut u8,
     cap: usize,
 ) -> i64 {
-    boundary(super::DCO_E_PANIC as i64, || {
+    boundary(|| {
         to_code(
             with_handle(session, |s| op_call(s, proxy_id, 0, timeout_ms, buf, cap)),
             len_code,
@@ -482,7 +475,7 @@ pub extern "C" fn dco_session_call(
     buf: *mut u8,
     cap: usize,
 ) -> i64 {
-    boundary(super::DCO_E_PANIC as i64, || {
+    boundary(|| {
         to_code(
             with_handle(session, |s| {
                 op_call(s, proxy_id, flags, timeout_ms, buf, cap)
@@ -495,15 +488,13 @@ pub extern "C" fn dco_session_call(
 /// dco_last_request_id on an explicit session; 0 if `session` is NULL or sent nothing yet.
 #[no_mangle]
 pub extern "C" fn dco_session_last_request_id(session: *mut dco_session) -> i64 {
-    boundary(0, || {
-        with_handle(session, |s| Ok(s.last_request_id() as i64)).unwrap_or(0)
-    })
+    boundary(|| with_handle(session, |s| Ok(s.last_request_id() as i64)).unwrap_or(0))
 }
 
 /// dco_cancel on an explicit session. DCO_E_INVALID if `session` is NULL.
 #[no_mangle]
 pub extern "C" fn dco_session_cancel(session: *mut dco_session, request_id: i64) -> c_int {
-    boundary(super::DCO_E_PANIC, || {
+    boundary(|| {
         to_code(
             with_handle(session, |s| s.cancel(request_id.max(0) as u64)),
             |_| 0,

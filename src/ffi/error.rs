@@ -79,7 +79,7 @@ pub(crate) fn set_last_rcode(rc: i32) {
 /// each thread has its own.
 #[no_mangle]
 pub extern "C" fn dco_last_error() -> *const c_char {
-    super::boundary(c"internal error".as_ptr(), || {
+    super::boundary_or(c"internal error".as_ptr(), || {
         LAST_ERROR.with(|l| l.borrow().as_ptr())
     })
 }
@@ -88,14 +88,14 @@ pub extern "C" fn dco_last_error() -> *const c_char {
 /// and dco_call_sync on success (usually 0) and on DCO_E_APP_FAIL (the application's code).
 #[no_mangle]
 pub extern "C" fn dco_last_rcode() -> i32 {
-    super::boundary(0, || LAST_RCODE.with(|r| r.get()))
+    super::boundary_or(0, || LAST_RCODE.with(|r| r.get()))
 }
 
 /// The name of a result code ("DCO_E_TIMEOUT"), as a static string; "DCO_E_UNKNOWN" for a
 /// number that is not a dco code. Never NULL; never to be freed.
 #[no_mangle]
 pub extern "C" fn dco_result_name(code: i32) -> *const c_char {
-    super::boundary(c"DCO_E_UNKNOWN".as_ptr(), || {
+    super::boundary_or(c"DCO_E_UNKNOWN".as_ptr(), || {
         match Status::ALL.iter().find(|s| s.code() == code) {
             Some(s) => static_cstr(s.name()),
             None => c"DCO_E_UNKNOWN".as_ptr(),
@@ -106,7 +106,7 @@ pub extern "C" fn dco_result_name(code: i32) -> *const c_char {
 /// A one-line description of a result code, as a static string. Never NULL; never to be freed.
 #[no_mangle]
 pub extern "C" fn dco_result_str(code: i32) -> *const c_char {
-    super::boundary(c"unknown result code".as_ptr(), || {
+    super::boundary_or(c"unknown result code".as_ptr(), || {
         match Status::ALL.iter().find(|s| s.code() == code) {
             Some(s) => static_cstr(s.describe()),
             None => c"unknown result code".as_ptr(),

@@ -37,6 +37,15 @@ pub struct dco_reply {
     _private: [u8; 0],
 }
 
+impl super::Castable for dco_worker {
+    type Rust = dco_worker;
+}
+
+/// A `dco_reply` is the reply buffer lent to the running handler.
+impl super::Castable for dco_reply {
+    type Rust = ReplyBuf<'static>;
+}
+
 /// One request handed to a worker's handler. Valid only during the handler call.
 #[repr(C)]
 pub struct dco_delivery {
@@ -100,7 +109,7 @@ pub extern "C" fn dco_worker_new(
     proxies: *const i32,
     n: usize,
 ) -> *mut dco_worker {
-    boundary(std::ptr::null_mut(), || {
+    boundary(|| {
         let made = (|| {
             if proxies.is_null() || n == 0 || n > crate::wire::MAX_PROXIES {
                 return Err(Error::new(
@@ -153,9 +162,9 @@ pub extern "C" fn dco_worker_new(
 /// at least 1). Call before dco_worker_run. Returns DCO_OK or DCO_E_INVALID (NULL worker).
 #[no_mangle]
 pub extern "C" fn dco_worker_set_capacity(w: *mut dco_worker, capacity: u32) -> c_int {
-    boundary(super::DCO_E_PANIC, || {
+    boundary(|| {
         // SAFETY: a non-NULL `w` comes from dco_worker_new, not freed, not running (contract).
-        match unsafe { w.as_mut() } {
+        match unsafe { super::try_mut(w) } {
             Some(w) => {
                 w.cfg.capacity = capacity.max(1);
                 w.capacity_set = true;
@@ -176,9 +185,9 @@ pub extern "C" fn dco_worker_set_cancel_handler(
     w: *mut dco_worker,
     handler: dco_cancel_handler,
 ) -> c_int {
-    boundary(super::DCO_E_PANIC, || {
+    boundary(|| {
         // SAFETY: a non-NULL `w` comes from dco_worker_new, not freed, not running (contract).
-        match unsafe { w.as_mut() } {
+        match unsafe { super::try_mut(w) } {
             Some(w) => {
                 w.on_cancel = handler;
                 super::clear_last_error();
@@ -200,9 +209,9 @@ pub extern "C" fn dco_worker_set_hooks(
     done: dco_done_hook,
     user: *mut c_void,
 ) -> c_int {
-    boundary(super::DCO_E_PANIC, || {
+    boundary(|| {
         // SAFETY: a non-NULL `w` comes from dco_worker_new, not freed, not running (contract).
-        match unsafe { w.as_mut() } {
+        match unsafe { super::try_mut(w) } {
             Some(w) => {
                 w.hooks = Hooks { init, done, user };
                 super::clear_last_error();
@@ -230,9 +239,9 @@ pub extern "C" fn dco_worker_set_hooks(
 /// 4096).
 #[no_mangle]
 pub extern "C" fn dco_worker_set_concurrency(w: *mut dco_worker, n: u32) -> c_int {
-    boundary(super::DCO_E_PANIC, || {
+    boundary(|| {
         // SAFETY: a non-NULL `w` comes from dco_worker_new, not freed, not running (contract).
-        match unsafe { w.as_mut() } {
+        match unsafe { super::try_mut(w) } {
             Some(w) if (1..=4096).contains(&n) => {
                 w.concurrency = n;
                 super::clear_last_error();
@@ -265,10 +274,10 @@ pub extern "C" fn dco_worker_run(
     handler: dco_handler,
     user: *mut c_void,
 ) -> c_int {
-    boundary(super::DCO_E_PANIC, || {
+    boundary(|| {
         // SAFETY: a non-NULL `w` comes from dco_worker_new and is not freed while running
         // (contract); only shared access is taken, so dco_worker_stop may run concurrently.
-        let Some(w) = (unsafe { w.as_ref() }) else {
+        let Some(w) = (unsafe { super::try_ref(w) }) else {
             return to_code::<()>(Err(Error::new(Status::Invalid, "worker is NULL")), |_| 0)
                 as c_int;
         };
@@ -366,13 +375,7 @@ impl PoolHandler for CPool {
         };
         // SAFETY: the C caller's handler, thread-safe by its promise; `cd` (whose pointers
         // point into `r`, alive for the call) and `reply` live for the whole call.
-        let rc = unsafe {
-            (self.handler)(
-                self.user.0,
-                &cd,
-                &mut reply as *mut ReplyBuf<'_> as *mut dco_reply,
-            )
-        };
+        let rc = unsafe { (self.handler)(self.user.0, &cd, reply_handle(&mut reply)) };
         let outcome = reply.verdict.unwrap_or(if rc == 0 {
             Outcome::Success
         } else {
@@ -431,8 +434,7 @@ impl worker::Handler for CHandler {
         let cd = c_delivery(d);
         // SAFETY: `handler` is the C caller's handler; `cd` and `reply` live for the whole
         // call and are only valid during it, as the header documents.
-        let rc =
-            unsafe { (self.handler)(self.user, &cd, reply as *mut ReplyBuf<'_> as *mut dco_reply) };
+        let rc = unsafe { (self.handler)(self.user, &cd, reply_handle(reply)) };
         if rc == 0 {
             Outcome::Success
         } else {
@@ -455,9 +457,9 @@ impl worker::Handler for CHandler {
 /// flag, and leaves dco_last_error as it was. Returns DCO_OK or DCO_E_INVALID (NULL).
 #[no_mangle]
 pub extern "C" fn dco_worker_stop(w: *const dco_worker) -> c_int {
-    boundary(super::DCO_E_PANIC, || {
+    boundary(|| {
         // SAFETY: a non-NULL `w` comes from dco_worker_new and is not yet freed (contract).
-        match unsafe { w.as_ref() } {
+        match unsafe { super::try_ref(w) } {
             Some(w) => {
                 // Nothing else here: no lock, no allocation, no thread-local, so that this is
                 // async-signal-safe (see the doc comment).
@@ -475,7 +477,7 @@ pub extern "C" fn dco_worker_stop(w: *const dco_worker) -> c_int {
 /// dco_worker_run is running on it.
 #[no_mangle]
 pub extern "C" fn dco_worker_free(w: *mut dco_worker) {
-    boundary((), || {
+    boundary(|| {
         if !w.is_null() {
             // SAFETY: non-NULL, from Box::into_raw in dco_worker_new, freed once (contract).
             drop(unsafe { Box::from_raw(w) });
@@ -489,7 +491,7 @@ pub extern "C" fn dco_worker_free(w: *mut dco_worker) {
 /// copied.
 #[no_mangle]
 pub extern "C" fn dco_reply_write(reply: *mut dco_reply, data: *const u8, len: usize) -> c_int {
-    boundary(super::DCO_E_PANIC, || {
+    boundary(|| {
         if reply.is_null() || (data.is_null() && len > 0) {
             return to_code::<()>(
                 Err(Error::new(Status::Invalid, "reply or data is NULL")),
@@ -500,29 +502,34 @@ pub extern "C" fn dco_reply_write(reply: *mut dco_reply, data: *const u8, len: u
             return to_code::<()>(Err(Error::new(Status::TooLarge, "len is too large")), |_| 0)
                 as c_int;
         }
-        // SAFETY: `reply` is the pointer handed to the running handler, which points at a live
-        // ReplyBuf for the duration of the handler call (the only time this may be called).
-        let r = unsafe { &mut *(reply as *mut ReplyBuf<'_>) };
-        if len > 0 {
-            // SAFETY: non-NULL and `len` readable bytes per the contract.
-            r.write(unsafe { std::slice::from_raw_parts(data, len) });
+        if len == 0 {
+            return with_reply(reply, |_| {});
         }
-        super::clear_last_error();
-        0
+        // SAFETY: non-NULL (checked above) and `len` readable bytes per the contract.
+        let bytes = unsafe { std::slice::from_raw_parts(data, len) };
+        with_reply(reply, |r| r.write(bytes))
     })
 }
 
 /// Runs `f` on the reply behind `reply`, or fails with DCO_E_INVALID if it is NULL.
 fn with_reply(reply: *mut dco_reply, f: impl FnOnce(&mut ReplyBuf<'_>)) -> c_int {
-    if reply.is_null() {
-        return to_code::<()>(Err(Error::new(Status::Invalid, "reply is NULL")), |_| 0) as c_int;
+    // SAFETY: a non-NULL `reply` is the handle lent to the running handler (reply_handle),
+    // which points at a live ReplyBuf for the duration of that call, the only time this may be
+    // called; the reference does not outlive this function.
+    match unsafe { super::try_mut(reply) } {
+        Some(r) => {
+            f(r);
+            super::clear_last_error();
+            0
+        }
+        None => to_code::<()>(Err(Error::new(Status::Invalid, "reply is NULL")), |_| 0) as c_int,
     }
-    // SAFETY: `reply` is the pointer handed to the running handler, which points at a live
-    // ReplyBuf for the duration of the handler call (the only time this may be called).
-    let r = unsafe { &mut *(reply as *mut ReplyBuf<'_>) };
-    f(r);
-    super::clear_last_error();
-    0
+}
+
+/// The handle lent to a handler for the reply it builds: the one conversion of a `ReplyBuf`
+/// into a `dco_reply` (the way back is [`super::try_mut`]).
+fn reply_handle(r: &mut ReplyBuf<'_>) -> *mut dco_reply {
+    r as *mut ReplyBuf<'_> as *mut dco_reply
 }
 
 /// Ends the delivery with "retry later" whatever the handler returns: the far side is down,
@@ -531,9 +538,7 @@ fn with_reply(reply: *mut dco_reply, f: impl FnOnce(&mut ReplyBuf<'_>)) -> c_int
 /// reply. Call only from inside the handler. Returns DCO_OK or DCO_E_INVALID (NULL `reply`).
 #[no_mangle]
 pub extern "C" fn dco_reply_retry(reply: *mut dco_reply) -> c_int {
-    boundary(super::DCO_E_PANIC, || {
-        with_reply(reply, |r| r.verdict = Some(Outcome::RetryLater))
-    })
+    boundary(|| with_reply(reply, |r| r.verdict = Some(Outcome::RetryLater)))
 }
 
 /// Ends the delivery by handing the request to `proxy_id` whatever the handler returns, with
@@ -543,7 +548,7 @@ pub extern "C" fn dco_reply_retry(reply: *mut dco_reply) -> c_int {
 /// DCO_E_INVALID (NULL `reply`, negative proxy id).
 #[no_mangle]
 pub extern "C" fn dco_reply_forward(reply: *mut dco_reply, proxy_id: i32) -> c_int {
-    boundary(super::DCO_E_PANIC, || {
+    boundary(|| {
         if proxy_id < 0 {
             return to_code::<()>(
                 Err(Error::new(Status::Invalid, "proxy id must not be negative")),
@@ -559,7 +564,5 @@ pub extern "C" fn dco_reply_forward(reply: *mut dco_reply, proxy_id: i32) -> c_i
 /// from inside the handler. Returns DCO_OK or DCO_E_INVALID (NULL `reply`).
 #[no_mangle]
 pub extern "C" fn dco_reply_set_rcode(reply: *mut dco_reply, rcode: i32) -> c_int {
-    boundary(super::DCO_E_PANIC, || {
-        with_reply(reply, |r| r.rcode = rcode)
-    })
+    boundary(|| with_reply(reply, |r| r.rcode = rcode))
 }

@@ -71,8 +71,6 @@ pub type Fatal = (Status, String);
 /// Stop reading a caller whose unwritten output is over this; its lanes are parked too.
 pub const OUT_PAUSE: usize = 8 * 1024 * 1024;
 
-/// A connection that has not said HELLO within this time is dropped.
-
 /// Owed acknowledgements that nothing else carries go out this long after they are owed.
 const ACK_DELAY: Micros = 100_000;
 

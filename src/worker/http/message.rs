@@ -130,7 +130,7 @@ pub fn parse_request(input: &[u8]) -> Result<RequestMessage<'_>, String> {
     let mut head_len = request_line.len();
     let body = loop {
         if rest.is_empty() {
-            break &rest[..];
+            break rest;
         }
         let (line, r, _) = next_line(rest);
         rest = r;
