@@ -5,7 +5,7 @@
 #
 #   scripts/oracle-xe.sh
 #   export DCO_ORACLE_URL=... DCO_ORACLE_HUB=...      # as printed
-#   cargo test --test oracle_xe -- --ignored --nocapture
+#   cargo test --features oracle-tests --test oracle_xe -- --ignored --nocapture
 #
 # The test runs on this machine and needs Oracle Instant Client here (the `oracle` crate loads
 # libclntsh.so at run time). Settings, all optional:
@@ -96,5 +96,5 @@ cat <<EOF
 export DCO_ORACLE_URL='$user/$password@localhost:$port/XEPDB1'
 export DCO_ORACLE_HUB='$host_alias:$hub_port'
 export DCO_ORACLE_HUB_LISTEN='0.0.0.0:$hub_port'
-# then: cargo test --test oracle_xe -- --ignored --nocapture
+# then: cargo test --features oracle-tests --test oracle_xe -- --ignored --nocapture
 EOF
