@@ -29,8 +29,14 @@ fn main() {
     let crate_dir =
         PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("dco.h");
-    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
+    let mut config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is valid");
+    // The result codes: one list, the `Status` enum, written out for C and for Rust.
+    let codes = status_codes(&crate_dir.join("src/status.rs"));
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    std::fs::write(out_dir.join("status_codes.rs"), rust_consts(&codes))
+        .expect("write status_codes.rs");
+    config.after_includes = Some(c_defines(&codes));
     match cbindgen::Builder::new()
         .with_crate(&crate_dir)
         .with_config(config)
@@ -44,4 +50,80 @@ fn main() {
         }
         Err(e) => panic!("cbindgen could not generate include/dco.h: {e}"),
     }
+}
+
+/// One `Status` variant: its C name, value and documentation lines.
+struct Code {
+    name: String,
+    value: i32,
+    doc: Vec<String>,
+}
+
+/// Reads the variants of `pub enum Status` in src/status.rs: `/// doc` lines, then
+/// `Name = value,`. Panics (failing the build) on anything else inside the enum.
+fn status_codes(path: &std::path::Path) -> Vec<Code> {
+    let text = std::fs::read_to_string(path).expect("read src/status.rs");
+    let body = text
+        .split_once("pub enum Status {")
+        .and_then(|(_, rest)| rest.split_once("\n}"))
+        .map(|(body, _)| body)
+        .expect("src/status.rs has `pub enum Status { ... }`");
+    let mut codes = Vec::new();
+    let mut doc = Vec::new();
+    for line in body.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(d) = line.strip_prefix("///") {
+            doc.push(d.trim().to_string());
+            continue;
+        }
+        let (name, value) = line
+            .trim_end_matches(',')
+            .split_once('=')
+            .unwrap_or_else(|| panic!("src/status.rs: unexpected line in Status: {line}"));
+        let name = name.trim();
+        let value: i32 = value
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("src/status.rs: {name} has no number"));
+        let c_name = if value == 0 {
+            "DCO_OK".to_string()
+        } else {
+            let mut s = String::from("DCO_E_");
+            for (i, ch) in name.chars().enumerate() {
+                if ch.is_ascii_uppercase() && i > 0 {
+                    s.push('_');
+                }
+                s.push(ch.to_ascii_uppercase());
+            }
+            s
+        };
+        codes.push(Code {
+            name: c_name,
+            value,
+            doc: std::mem::take(&mut doc),
+        });
+    }
+    codes
+}
+
+fn c_defines(codes: &[Code]) -> String {
+    let mut s = String::new();
+    for c in codes {
+        s.push_str("\n/*\n");
+        for d in &c.doc {
+            s.push_str(&format!(" {d}\n"));
+        }
+        s.push_str(&format!(" */\n#define {} {}\n", c.name, c.value));
+    }
+    s
+}
+
+fn rust_consts(codes: &[Code]) -> String {
+    let mut s = String::new();
+    for c in codes {
+        for d in &c.doc {
+            s.push_str(&format!("/// {d}\n"));
+        }
+        s.push_str(&format!("pub const {}: i32 = {};\n", c.name, c.value));
+    }
+    s
 }

@@ -31,21 +31,6 @@
 #include <stdint.h>
 
 /*
- Indicator value of a NULL argument or result (`OCI_IND_NULL`).
- */
-#define DCO_EXT_IND_NULL -1
-
-/*
- Indicator value of a non-NULL argument or result (`OCI_IND_NOTNULL`).
- */
-#define DCO_EXT_IND_NOTNULL 0
-
-/*
- PL/SQL error numbers are this base less the DCO_E_* code: ORA-20102 is DCO_E_TIMEOUT.
- */
-#define DCO_EXT_ERROR_BASE 20100
-
-/*
  Success.
  */
 #define DCO_OK 0
@@ -87,12 +72,14 @@
 #define DCO_E_TOO_LARGE -7
 
 /*
- The worker reported an application failure; dco_last_rcode() gives its return code.
+ The worker reported an application failure; its return code comes with it
+ (dco_last_rcode() in C).
  */
 #define DCO_E_APP_FAIL -8
 
 /*
- System failure: the worker died and no other could take the request, or a protocol error.
+ System failure: the worker died and no other could take the request, the attempts ran
+ out, or a peer broke the protocol.
  */
 #define DCO_E_SYSTEM -9
 
@@ -117,8 +104,8 @@
 #define DCO_E_PANIC -13
 
 /*
- The request was accepted, its reply is not there yet: it goes on, and its answer is parked
- for dco_read_request (queue-on-timeout and async modes).
+ The request was accepted, its reply is not there yet: it goes on, and its answer is
+ parked for dco_read_request (queue-on-timeout and async modes).
  */
 #define DCO_E_QUEUED -14
 
@@ -127,6 +114,22 @@
  policy. Callers never get it: after the last attempt they get DCO_E_SYSTEM.
  */
 #define DCO_E_RETRY -15
+
+
+/*
+ Indicator value of a NULL argument or result (`OCI_IND_NULL`).
+ */
+#define DCO_EXT_IND_NULL -1
+
+/*
+ Indicator value of a non-NULL argument or result (`OCI_IND_NOTNULL`).
+ */
+#define DCO_EXT_IND_NOTNULL 0
+
+/*
+ PL/SQL error numbers are this base less the DCO_E_* code: ORA-20102 is DCO_E_TIMEOUT.
+ */
+#define DCO_EXT_ERROR_BASE 20100
 
 /*
  Flag for dco_send_request: keep the request in the session until dco_flush.

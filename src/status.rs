@@ -12,36 +12,40 @@ use std::fmt;
 pub enum Status {
     /// Success.
     Ok = 0,
-    /// An argument was invalid (NULL pointer, negative proxy id, bad flags, ...).
+    /// An argument was invalid: NULL pointer, negative proxy id, unknown flag, bad hub list.
     Invalid = -1,
-    /// The deadline passed before the reply arrived.
+    /// The timeout passed before the reply arrived.
     Timeout = -2,
     /// No worker can serve this proxy id.
     NoRoute = -3,
     /// No hub of the list could be reached, or the connection to it was lost.
     NotConnected = -4,
-    /// Over quota: too many requests sent and not yet read.
+    /// Over quota: too many requests sent and not yet read. Read some replies, then retry.
     Busy = -5,
-    /// No request with this id is outstanding in this session.
+    /// No request with this id is outstanding in this session (never issued, one-way, already
+    /// read whole, or abandoned after a timeout of dco_call_sync).
     UnknownId = -6,
     /// The body is larger than the hub's frame limit.
     TooLarge = -7,
-    /// The worker ran the request and reported an application failure (see its rcode).
+    /// The worker reported an application failure; its return code comes with it
+    /// (dco_last_rcode() in C).
     AppFail = -8,
-    /// System failure: the worker died, or a peer broke the protocol.
+    /// System failure: the worker died and no other could take the request, the attempts ran
+    /// out, or a peer broke the protocol.
     System = -9,
-    /// The request was cancelled before it completed.
+    /// The request was cancelled.
     Cancelled = -10,
-    /// Refused: the hub does not admit this peer or this request.
+    /// The hub refused this peer or request (wrong secret, not allowed).
     Refused = -11,
     /// A peer sent bytes that are not the dco protocol.
     Protocol = -12,
-    /// An internal error (a bug) was caught at the library boundary.
+    /// An internal error was caught at the library boundary (a bug; please report it).
     Panic = -13,
-    /// The request was accepted but its reply is not there yet (asynchronous modes).
+    /// The request was accepted, its reply is not there yet: it goes on, and its answer is
+    /// parked for dco_read_request (queue-on-timeout and async modes).
     Queued = -14,
-    /// A worker's outcome: try the request again later (the hub's retry policy applies;
-    /// callers see DCO_E_SYSTEM once the attempts are used up).
+    /// A worker's outcome (dco_reply_retry): try the request again later, per the proxy's retry
+    /// policy. Callers never get it: after the last attempt they get DCO_E_SYSTEM.
     Retry = -15,
 }
 

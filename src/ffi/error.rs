@@ -5,41 +5,9 @@ use std::ffi::{c_char, CString};
 
 use crate::status::{Error, Status};
 
-/// Success.
-pub const DCO_OK: i32 = 0;
-/// An argument was invalid: NULL pointer, negative proxy id, unknown flag, bad hub list.
-pub const DCO_E_INVALID: i32 = -1;
-/// The timeout passed before the reply arrived.
-pub const DCO_E_TIMEOUT: i32 = -2;
-/// No worker can serve this proxy id.
-pub const DCO_E_NO_ROUTE: i32 = -3;
-/// No hub of the list could be reached, or the connection to it was lost.
-pub const DCO_E_NOT_CONNECTED: i32 = -4;
-/// Over quota: too many requests sent and not yet read. Read some replies, then retry.
-pub const DCO_E_BUSY: i32 = -5;
-/// No request with this id is outstanding in this session (never issued, one-way, already
-/// read whole, or abandoned after a timeout of dco_call_sync).
-pub const DCO_E_UNKNOWN_ID: i32 = -6;
-/// The body is larger than the hub's frame limit.
-pub const DCO_E_TOO_LARGE: i32 = -7;
-/// The worker reported an application failure; dco_last_rcode() gives its return code.
-pub const DCO_E_APP_FAIL: i32 = -8;
-/// System failure: the worker died and no other could take the request, or a protocol error.
-pub const DCO_E_SYSTEM: i32 = -9;
-/// The request was cancelled.
-pub const DCO_E_CANCELLED: i32 = -10;
-/// The hub refused this peer or request (wrong secret, not allowed).
-pub const DCO_E_REFUSED: i32 = -11;
-/// A peer sent bytes that are not the dco protocol.
-pub const DCO_E_PROTOCOL: i32 = -12;
-/// An internal error was caught at the library boundary (a bug; please report it).
-pub const DCO_E_PANIC: i32 = -13;
-/// The request was accepted, its reply is not there yet: it goes on, and its answer is parked
-/// for dco_read_request (queue-on-timeout and async modes).
-pub const DCO_E_QUEUED: i32 = -14;
-/// A worker's outcome (dco_reply_retry): try the request again later, per the proxy's retry
-/// policy. Callers never get it: after the last attempt they get DCO_E_SYSTEM.
-pub const DCO_E_RETRY: i32 = -15;
+// DCO_OK and the DCO_E_* codes, one per `Status` variant with its documentation, written by
+// build.rs from src/status.rs (which also puts them in include/dco.h): the list exists once.
+include!(concat!(env!("OUT_DIR"), "/status_codes.rs"));
 
 /// Flag for dco_send_request: keep the request in the session until dco_flush.
 pub const DCO_BUFFERED: i32 = 1;
