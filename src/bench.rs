@@ -304,13 +304,19 @@ pub fn run(mut a: BenchArgs) -> Result<ExitCode, String> {
         // Interleaved in small slices, so both see the same machine: no journal, journal none.
         let off = LocalHub::start("off2", None)?;
         let none = LocalHub::start("none", Some(Durability::None))?;
+        let batch = LocalHub::start("batch-call", Some(Durability::Batch))?;
         let off_hubs = HubAddr::parse_list(&off.addr())?;
         let none_hubs = HubAddr::parse_list(&none.addr())?;
+        let batch_hubs = HubAddr::parse_list(&batch.addr())?;
         let _e1 = EchoWorker::start(off_hubs.clone(), a.proxy, window as u32);
         let _e2 = EchoWorker::start(none_hubs.clone(), a.proxy, window as u32);
+        let _e3 = EchoWorker::start(batch_hubs.clone(), a.proxy, window as u32);
         let mut s_off = ready_session(&off_hubs, a.proxy)?;
         let mut s_none = ready_session(&none_hubs, a.proxy)?;
-        let (mut l_off, mut l_none) = (Vec::new(), Vec::new());
+        let mut s_batch = ready_session(&batch_hubs, a.proxy)?;
+        let (mut l_off, mut l_none, mut l_batch) = (Vec::new(), Vec::new(), Vec::new());
+        let mut l_sync = Vec::new();
+        let sync_file = SyncProbe::new(&batch.dir).map_err(|e| format!("fdatasync probe: {e}"))?;
         let slice = 500;
         for _ in 0..(a.rounds / slice).max(1) {
             // A few unrecorded calls after each switch: both sides wake from the same idle.
@@ -318,10 +324,18 @@ pub fn run(mut a: BenchArgs) -> Result<ExitCode, String> {
             l_off.extend(sequential_raw(&mut s_off, a.proxy, &body64, slice)?);
             sequential_raw(&mut s_none, a.proxy, &body64, 20)?;
             l_none.extend(sequential_raw(&mut s_none, a.proxy, &body64, slice)?);
+            // Under batch a request waits for the fdatasync covering it: fewer rounds.
+            sequential_raw(&mut s_batch, a.proxy, &body64, 5)?;
+            l_batch.extend(sequential_raw(&mut s_batch, a.proxy, &body64, slice / 5)?);
+            l_sync.extend(sync_file.appends(slice / 5).map_err(|e| format!("fdatasync probe: {e}"))?);
         }
         let (l_off, l_none) = (percentiles(l_off), percentiles(l_none));
+        let (l_batch, l_sync) = (percentiles(l_batch), percentiles(l_sync));
         row_latency("no journal: call_sync 64 B (interleaved)", &l_off, None);
         row_latency("journal none: call_sync 64 B", &l_none, Some(&l_off));
+        row_latency("fdatasync of a 4 KiB append (same disk)", &l_sync, None);
+        row_latency("journal batch: call_sync 64 B", &l_batch, Some(&l_off));
+        s_batch.close();
         let rate = pipelined(&mut s_none, a.proxy, &body64, a.requests, window)?;
         row_rate("journal none: pipelined 64 B", rate, None);
         s_off.close();
@@ -624,4 +638,43 @@ fn pump(mut from: TcpStream, mut to: TcpStream) {
         }
     }
     let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+/// A file beside a hub's journal, for timing what one fdatasync of a small append costs on
+/// that disk in the same run.
+struct SyncProbe {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+}
+
+impl SyncProbe {
+    fn new(dir: &std::path::Path) -> std::io::Result<SyncProbe> {
+        let path = dir.join("fdatasync-probe");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)?;
+        Ok(SyncProbe { file, path })
+    }
+
+    /// `n` appends of 4 KiB, each followed by fdatasync; their durations.
+    fn appends(&self, n: usize) -> std::io::Result<Vec<Duration>> {
+        let block = [0x5au8; 4096];
+        let mut f = &self.file;
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            f.write_all(&block)?;
+            self.file.sync_data()?;
+            v.push(t.elapsed());
+        }
+        Ok(v)
+    }
+}
+
+impl Drop for SyncProbe {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }

@@ -9,10 +9,21 @@ use crate::journal::{AppendError, Journal, Pos};
 
 /// Records kept in memory, for a hub running without a journal (nothing survives a restart).
 /// A slab: a position is a slot number plus one (0 names a record that was not kept).
-#[derive(Default)]
 pub struct MemStore {
     slots: Vec<Option<(u8, Vec<u8>, u32)>>,
     free: Vec<usize>,
+    /// What `durable` says: everything (`Pos::MAX`) unless a test holds it back.
+    durable: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Default for MemStore {
+    fn default() -> MemStore {
+        MemStore {
+            slots: Vec::new(),
+            free: Vec::new(),
+            durable: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(Pos::MAX)),
+        }
+    }
 }
 
 impl MemStore {
@@ -116,7 +127,7 @@ impl Store for MemStore {
     }
     fn commit(&mut self) {}
     fn durable(&self) -> Pos {
-        Pos::MAX
+        self.durable.load(std::sync::atomic::Ordering::Acquire)
     }
     fn written(&self) -> Pos {
         0
@@ -130,6 +141,12 @@ impl Store for MemStore {
 }
 
 impl MemStore {
+    /// The durability mark, for tests that play a journal whose fdatasync has not completed:
+    /// store 0 and nothing is durable, `Pos::MAX` and everything is.
+    pub fn durable_mark(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.durable.clone()
+    }
+
     /// Records held now (for tests).
     pub fn live(&self) -> usize {
         self.slots.iter().filter(|s| s.is_some()).count()

@@ -65,6 +65,16 @@ impl Core {
                 p.solo.push_back((session, id));
                 continue;
             }
+            // Only what is durable goes out: under `batch` a request waits for the fdatasync
+            // that covers its ACCEPT, so no worker runs a request a power loss could erase.
+            // (Under `none` an appended record counts as durable at once.)
+            if req.pos >= self.store.durable() {
+                p.queue.push_front(session, id);
+                if !self.await_durable.contains(&proxy) {
+                    self.await_durable.push(proxy);
+                }
+                return;
+            }
             // A caller that does not read its replies gets no more until it does: its lane is
             // parked (the queue goes on for the others) until its output drains, so the hub's
             // memory stays bounded.

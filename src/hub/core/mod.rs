@@ -152,6 +152,8 @@ pub struct Core {
     timers: Timers,
     /// Callers with acknowledgements pending.
     ack_waiters: Vec<Token>,
+    /// Proxies whose next request waits for its ACCEPT to be durable.
+    await_durable: Vec<i32>,
     /// An AckFlush timer is set.
     ack_flush_set: bool,
     /// Connections with output to write (each with its `dirty` flag set).
@@ -186,6 +188,7 @@ impl Core {
             router,
             timers: Timers::default(),
             ack_waiters: Vec::new(),
+            await_durable: Vec::new(),
             ack_flush_set: false,
             dirty: Vec::new(),
             closes: Vec::new(),
@@ -336,6 +339,10 @@ impl Core {
     /// The store is durable further: acknowledgements may go out.
     pub fn durable(&mut self, now: Micros) {
         self.release_acks(now);
+        // Requests that waited for their ACCEPT to be synced may go out now.
+        for proxy in std::mem::take(&mut self.await_durable) {
+            self.dispatch(proxy, now);
+        }
     }
 
     /// `t`'s outbox drained below half the pause limit: its session is served again.

@@ -34,6 +34,8 @@ enum Out {
 
 struct H {
     core: Core,
+    /// The store's durability mark (see MemStore::durable_mark).
+    durable: std::sync::Arc<std::sync::atomic::AtomicU64>,
     now: Micros,
     /// Frames read off a connection by a helper and not yet looked at by the test.
     saved: Vec<(Token, Out)>,
@@ -61,15 +63,12 @@ impl H {
             hub_id: 42,
         };
         let router = Router::with_known_file(None, &[5, 6]).unwrap();
-        let core = Core::new(
-            cfg,
-            Box::new(MemStore::default()),
-            router,
-            Recovered::default(),
-            T0,
-        );
+        let store = MemStore::default();
+        let durable = store.durable_mark();
+        let core = Core::new(cfg, Box::new(store), router, Recovered::default(), T0);
         H {
             core,
+            durable,
             now: T0,
             saved: Vec::new(),
         }
@@ -312,6 +311,31 @@ fn under_a_millisecond_left_is_one_millisecond_not_no_limit() {
         d[0].3, 1,
         "0.5 ms left is sent as 1 ms (0 would mean no limit)"
     );
+}
+
+#[test]
+fn a_request_reaches_a_worker_only_once_its_accept_is_durable() {
+    use std::sync::atomic::Ordering;
+    let mut h = H::new(Policies::default());
+    h.caller(1, 100);
+    h.worker(2, &[5], 10);
+    h.advance(0);
+    // The fdatasync covering what is appended now has not completed.
+    h.durable.store(0, Ordering::SeqCst);
+    h.request(1, 1, 5, 0, 0, "a");
+    h.request(1, 2, 5, 0, 0, "b");
+    h.advance(5);
+    assert!(h.deliveries(2).is_empty(), "a request went out before it was durable");
+    assert!(
+        !h.out(1).iter().any(|o| matches!(o, Out::Ack(_))),
+        "a request was acknowledged before it was durable"
+    );
+    // The sync completes: both go out, and both are acknowledged.
+    h.durable.store(Pos::MAX, Ordering::SeqCst);
+    h.core.durable(h.now);
+    let d = h.deliveries(2);
+    assert_eq!(d.len(), 2);
+    assert_eq!((d[0].4.as_str(), d[1].4.as_str()), ("a", "b"));
 }
 
 #[test]
@@ -561,8 +585,10 @@ fn deadlines_hold_across_a_restart() {
     rec.record(pos, kind, payload);
     let cfg = H::new(Policies::default()).core.cfg.clone();
     let router = Router::with_known_file(None, &[5]).unwrap();
+    let durable = store.durable_mark();
     let mut h = H {
         core: Core::new(cfg, Box::new(store), router, rec, T0 + 100 * MS),
+        durable,
         now: T0 + 100 * MS,
         saved: Vec::new(),
     };
