@@ -327,7 +327,11 @@ pub fn run(mut a: BenchArgs) -> Result<ExitCode, String> {
             // Under batch a request waits for the fdatasync covering it: fewer rounds.
             sequential_raw(&mut s_batch, a.proxy, &body64, 5)?;
             l_batch.extend(sequential_raw(&mut s_batch, a.proxy, &body64, slice / 5)?);
-            l_sync.extend(sync_file.appends(slice / 5).map_err(|e| format!("fdatasync probe: {e}"))?);
+            l_sync.extend(
+                sync_file
+                    .appends(slice / 5)
+                    .map_err(|e| format!("fdatasync probe: {e}"))?,
+            );
         }
         let (l_off, l_none) = (percentiles(l_off), percentiles(l_none));
         let (l_batch, l_sync) = (percentiles(l_batch), percentiles(l_sync));

@@ -325,7 +325,10 @@ fn a_request_reaches_a_worker_only_once_its_accept_is_durable() {
     h.request(1, 1, 5, 0, 0, "a");
     h.request(1, 2, 5, 0, 0, "b");
     h.advance(5);
-    assert!(h.deliveries(2).is_empty(), "a request went out before it was durable");
+    assert!(
+        h.deliveries(2).is_empty(),
+        "a request went out before it was durable"
+    );
     assert!(
         !h.out(1).iter().any(|o| matches!(o, Out::Ack(_))),
         "a request was acknowledged before it was durable"
