@@ -783,7 +783,8 @@ fn a_declared_length_of_4_gib_is_refused_at_once() {
         "4GiB-hello",
         &header(u32::MAX, FrameType::Hello as u8),
         PROTOCOL,
-        "frame of 4294967295 bytes is over the limit of 1048576 bytes",
+        // Before its HELLO a peer may send no more than the largest HELLO.
+        "frame of 4294967295 bytes is over the limit of 82200 bytes",
     );
     refused_after(
         hub,

@@ -137,6 +137,13 @@ impl Clock {
 
 /// Runs the hub on the bound `listeners` until `shutdown` is triggered.
 pub fn run(cfg: HubConfig, listeners: Listeners, shutdown: Shutdown) -> io::Result<()> {
+    match crate::sys::raise_nofile_limit() {
+        Ok((old, new)) if new > old => {
+            tracing::info!("open-file limit raised from {old} to {new}")
+        }
+        Ok((_, now)) => tracing::info!("open-file limit {now}"),
+        Err(e) => tracing::warn!("cannot read or raise the open-file limit: {e}"),
+    }
     let mut shell = Shell::new(cfg, listeners)?;
     let mut events = Events::with_capacity(1024);
     loop {
@@ -193,6 +200,11 @@ struct Shell {
     writable: Vec<usize>,
     max_frame: u32,
     keepalive: Duration,
+    /// An accept failed for lack of descriptors: try again every round until it works (the
+    /// listener's readiness was consumed, and a full listen queue would never signal again).
+    accept_retry: bool,
+    /// A failed accept was logged and none has succeeded since (one line, not one a round).
+    accept_warned: bool,
     _waker: Arc<mio::Waker>,
 }
 
@@ -271,12 +283,18 @@ impl Shell {
             writable: Vec::new(),
             max_frame: cfg.max_frame,
             keepalive: cfg.keepalive,
+            accept_retry: false,
+            accept_warned: false,
             _waker: waker,
         })
     }
 
     /// The end of a round: timers, the store's commit, acknowledgements, closes and writes.
     fn round(&mut self) {
+        if std::mem::take(&mut self.accept_retry) {
+            self.accept_tcp();
+            self.accept_unix();
+        }
         let now = self.now;
         self.core.advance(now);
         self.core.store_mut().commit();
@@ -288,6 +306,9 @@ impl Shell {
     }
 
     fn add_peer(&mut self, stream: Stream, addr: String) {
+        if std::mem::take(&mut self.accept_warned) {
+            tracing::info!("accepting connections again");
+        }
         let token = self.free_tokens.pop().unwrap_or_else(|| {
             self.socks.push(None);
             self.socks.len() - 1
@@ -319,8 +340,7 @@ impl Shell {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
-                    // Out of descriptors and the like: keep serving those we have.
-                    tracing::warn!("accept failed: {e}");
+                    self.accept_failed(&e);
                     return;
                 }
             }
@@ -339,11 +359,34 @@ impl Shell {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
-                    tracing::warn!("accept failed: {e}");
+                    self.accept_failed(&e);
                     return;
                 }
             }
         }
+    }
+
+    /// An accept failed. Out of descriptors: the connections that never said HELLO are dropped,
+    /// oldest first, to make room, and accepting is tried again next round (not only when the
+    /// listener signals, which it may never do again). Other errors: keep serving those we
+    /// have, and try again next round too.
+    fn accept_failed(&mut self, e: &io::Error) {
+        let out_of_fds = matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE));
+        let shed = if out_of_fds {
+            let n = self.core.shed_greetings(64, self.now);
+            self.apply_closes();
+            n
+        } else {
+            0
+        };
+        if shed > 0 || !self.accept_warned {
+            tracing::warn!(
+                "accept failed: {e}; dropped {shed} connections that had not said HELLO; \
+                 retrying every round until it works"
+            );
+            self.accept_warned = true;
+        }
+        self.accept_retry = true;
     }
 
     /// Reads from peer `t` until the socket is drained, handling frames as they complete. With
@@ -411,7 +454,18 @@ impl Shell {
         let mut pos = 0;
         let mut failure = None;
         while pos < inbuf.len() {
-            match wire::decode(&inbuf[pos..], self.max_frame) {
+            // Before its HELLO a peer is unknown: its first frame may be no larger than a HELLO
+            // can be, so it cannot make the hub buffer up to the frame limit.
+            let greeting = self
+                .core
+                .conn(t)
+                .is_some_and(|c| matches!(c.role, Role::Greeting));
+            let limit = if greeting {
+                self.max_frame.min(wire::MAX_HELLO)
+            } else {
+                self.max_frame
+            };
+            match wire::decode(&inbuf[pos..], limit) {
                 Ok(None) => break,
                 Ok(Some((frame, n))) => {
                     pos += n;

@@ -64,3 +64,8 @@ pub const MAX_NAME: usize = 255;
 
 /// Most proxy ids one worker may announce.
 pub const MAX_PROXIES: usize = 4096;
+
+/// The largest HELLO payload there can be (longest name, secret and proxy list): what a peer
+/// may send before it is known, so an unknown peer cannot make the hub buffer more.
+pub(crate) const MAX_HELLO: u32 =
+    (4 + 2 + 1 + 1 + 8 + 4 + 2 + MAX_NAME + 2 + u16::MAX as usize + 2 + 4 * MAX_PROXIES) as u32;

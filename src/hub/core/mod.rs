@@ -358,6 +358,29 @@ impl Core {
         self.unpark(session, now);
     }
 
+    /// Closes up to `n` connections that have not said HELLO, oldest first (the hub ran out of
+    /// descriptors). Returns how many.
+    pub fn shed_greetings(&mut self, n: usize, now: Micros) -> usize {
+        let mut greeting: Vec<(ConnId, Token)> = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(t, c)| c.as_ref().map(|c| (t, c)))
+            .filter(|(_, c)| matches!(c.role, Role::Greeting) && !c.closing)
+            .map(|(t, c)| (c.id, t))
+            .collect();
+        greeting.sort_unstable();
+        greeting.truncate(n);
+        for &(_, t) in &greeting {
+            self.close(
+                t,
+                "dropped to make room: out of descriptors before its HELLO",
+                now,
+            );
+        }
+        greeting.len()
+    }
+
     /// Time passed: handles every timer due by `now`.
     pub fn advance(&mut self, now: Micros) {
         while let Some(t) = self.timers.pop_due(now) {
@@ -487,6 +510,15 @@ impl Core {
                 self.close(t, "keep-alive expired", now);
                 return;
             }
+        }
+        // A caller or monitor that answers nothing, not even the hub's pings, for four
+        // intervals holds a descriptor for no one: it is dropped. Its session stays (replies
+        // are kept for their time to live) and the library reconnects when it is used again.
+        if matches!(c.role, Role::Caller(_) | Role::Monitor)
+            && now.saturating_sub(c.last_rx) > 4 * ka
+        {
+            self.close(t, "silent for four keep-alive intervals", now);
+            return;
         }
         if !matches!(c.role, Role::Greeting) && now.saturating_sub(c.last_tx) >= ka {
             let nonce = now.saturating_sub(self.started_us) / 1000;

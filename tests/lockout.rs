@@ -1,0 +1,188 @@
+//! A hub that cannot be locked out: idle connections at the descriptor limit, oversized
+//! HELLOs from unknown peers, callers that go silent. Real hub processes, real sockets.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{dco_bin, echo_worker, Hub, Proc, TempDir};
+use dco::client::{Session, SessionConfig};
+use dco::wire::{self, HubAddr, Role};
+
+/// Raises this test process's soft descriptor limit; returns the new soft limit.
+fn raise_own_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid rlimit pointers for the duration of the calls.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+    }
+    lim.rlim_cur as u64
+}
+
+/// `dco hub` with its descriptor limit (soft and hard) at `nofile`.
+fn hub_with_fd_limit(dir: &TempDir, nofile: u64, extra: &[&str]) -> (Proc, String) {
+    let mut cmd = Command::new(dco_bin());
+    cmd.args(["hub", "--listen", "127.0.0.1:0", "--unix", "none", "--data"])
+        .arg(dir.path())
+        .args(extra)
+        .env("DCO_LOG", "error")
+        .stdin(Stdio::null());
+    // SAFETY: setrlimit is async-signal-safe and touches nothing of the parent.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: nofile as libc::rlim_t,
+                rlim_max: nofile as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let proc = Proc(cmd.spawn().expect("spawn dco hub"));
+    let addr_file = dir.path().join("hub.addr");
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(s) = std::fs::read_to_string(&addr_file) {
+            if s.ends_with('\n') {
+                return (proc, s.trim().to_string());
+            }
+        }
+        assert!(Instant::now() < until, "the hub did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn idle_connections_at_the_descriptor_limit_do_not_lock_the_hub_out() {
+    let own = raise_own_limit();
+    let idle = 3000.min(own.saturating_sub(200) as usize);
+    assert!(
+        idle > 1100,
+        "this test needs a descriptor limit above 1300 for itself (it has {own})"
+    );
+    let dir = TempDir::new("fdlimit");
+    // A long greeting timeout: only shedding can make room within the test.
+    let (_hub, addr) = hub_with_fd_limit(&dir, 1024, &["--greeting-timeout-ms", "600000"]);
+    let _w = echo_worker(&addr, 5);
+    // Wait until the worker is in.
+    let mut s = Session::new(SessionConfig::with_hubs(
+        HubAddr::parse_list(&addr).unwrap(),
+    ));
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        s.write(b"warm").unwrap();
+        if s.call(5, Some(Duration::from_secs(2))).is_ok() {
+            break;
+        }
+        assert!(Instant::now() < until, "the echo worker never answered");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(s);
+    // Connections that never say anything, three times the hub's descriptor limit.
+    let sockaddr: std::net::SocketAddr = addr.parse().unwrap();
+    let mut conns = Vec::with_capacity(idle);
+    let mut refused_in_a_row = 0;
+    while conns.len() < idle && refused_in_a_row < 50 {
+        match TcpStream::connect_timeout(&sockaddr, Duration::from_millis(200)) {
+            Ok(c) => {
+                conns.push(c);
+                refused_in_a_row = 0;
+            }
+            // The listen queue is full: the hub is not accepting (for now).
+            Err(_) => refused_in_a_row += 1,
+        }
+    }
+    assert!(
+        conns.len() > 1100,
+        "only {} connections opened",
+        conns.len()
+    );
+    // A new caller is still served.
+    let mut s = Session::new(SessionConfig::with_hubs(
+        HubAddr::parse_list(&addr).unwrap(),
+    ));
+    s.write(b"still here").unwrap();
+    let r = s
+        .call(5, Some(Duration::from_secs(20)))
+        .expect("a caller after the flood");
+    assert_eq!(r.body, b"still here");
+}
+
+#[test]
+fn incomplete_huge_hellos_do_not_grow_the_hub() {
+    let hub = Hub::start(&["--greeting-timeout-ms", "600000"]);
+    let pid = hub.proc.pid();
+    std::thread::sleep(Duration::from_millis(200));
+    let before = rss_kb(pid);
+    let mut conns = Vec::new();
+    for _ in 0..50 {
+        let mut c = TcpStream::connect(&hub.addr).unwrap();
+        // A HELLO that says it is 16 MiB long, and the first megabyte of it.
+        let mut frame = Vec::with_capacity(1 << 20);
+        frame.extend_from_slice(&(16u32 << 20).to_be_bytes());
+        frame.push(wire::FrameType::Hello as u8);
+        frame.extend_from_slice(&[0, 0, 0]);
+        frame.resize(1 << 20, 0x41);
+        let _ = c.write_all(&frame);
+        conns.push(c);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let after = rss_kb(pid);
+    assert!(
+        after < before + 50 * 1024,
+        "the hub grew from {before} kB to {after} kB"
+    );
+    // Each was refused and closed at its header.
+    for mut c in conns {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = Vec::new();
+        let _ = c.read_to_end(&mut buf);
+        let text = String::from_utf8_lossy(&buf);
+        assert!(text.contains("over the limit"), "{text:?}");
+    }
+    // And a real HELLO still works.
+    let _w = echo_worker(&hub.addr, 5);
+    hub.wait_workers(5, 1);
+}
+
+#[test]
+fn a_caller_that_goes_silent_is_dropped() {
+    let hub = Hub::start(&["--keepalive-ms", "200"]);
+    let mut c = TcpStream::connect(&hub.addr).unwrap();
+    let mut hello = Vec::new();
+    wire::encode_hello(&mut hello, Role::Caller, 77, 0, b"silent", b"", &[]);
+    c.write_all(&hello).unwrap();
+    // It reads nothing and answers no PING: within a few intervals the hub closes it.
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(e) => panic!("the hub did not drop the silent caller: {e}"),
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
