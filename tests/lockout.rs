@@ -26,7 +26,7 @@ fn raise_own_limit() -> u64 {
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 /// `dco hub` with its descriptor limit (soft and hard) at `nofile`.
@@ -41,8 +41,8 @@ fn hub_with_fd_limit(dir: &TempDir, nofile: u64, extra: &[&str]) -> (Proc, Strin
     unsafe {
         cmd.pre_exec(move || {
             let lim = libc::rlimit {
-                rlim_cur: nofile as libc::rlim_t,
-                rlim_max: nofile as libc::rlim_t,
+                rlim_cur: nofile,
+                rlim_max: nofile,
             };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
                 return Err(std::io::Error::last_os_error());
