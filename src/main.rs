@@ -310,6 +310,16 @@ fn print_outcome(outcome: dco::Result<dco::client::Reply>, session: &Session) ->
     }
 }
 
+/// For commands whose output goes to a pipe (`dco stats | head`): a reader that closes early
+/// ends the command quietly, as with other Unix tools, instead of a panic on the failed write.
+/// Only where no socket is written afterwards (sockets use MSG_NOSIGNAL anyway).
+fn stdout_may_close() {
+    // SAFETY: restoring the default action of SIGPIPE; no handler runs Rust code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// The hub list from `--hub`, else DCO_HUB, else the default.
 fn hub_list(arg: &Option<String>) -> Result<Vec<HubAddr>, String> {
     match arg {
@@ -529,7 +539,10 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let outcome = session.call_with(proxy, flags, timeout);
             Ok(print_outcome(outcome, &session))
         }
-        Command::Stats { hub, json } => stats::print(&hub_list(&hub)?, json),
+        Command::Stats { hub, json } => {
+            stdout_may_close();
+            stats::print(&hub_list(&hub)?, json)
+        }
         Command::Bench(args) => bench::run(args),
     }
 }

@@ -484,3 +484,27 @@ fn large_bodies_in_bulk_do_not_deadlock() {
     let v = hub.stats();
     assert_eq!(v["proxies"][0]["redelivered"], 0, "nothing ran twice: {v}");
 }
+
+/// `dco stats | head`: a reader that closes early ends the command quietly (SIGPIPE, as for
+/// other Unix tools), never with a panic about a broken pipe.
+#[test]
+fn dco_stats_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let hub = Hub::start(&[]);
+    let mut child = std::process::Command::new(common::dco_bin())
+        .args(["stats", "--hub", &hub.addr])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end before anything is read.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+        "{:?}: {stderr}",
+        out.status
+    );
+}
