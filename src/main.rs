@@ -124,8 +124,8 @@ enum Command {
         /// Hub list (default: DCO_HUB, else 127.0.0.1:7790).
         #[arg(long)]
         hub: Option<String>,
-        /// Timeout in milliseconds (negative: wait without limit).
-        #[arg(long, default_value_t = 10_000)]
+        /// Timeout in milliseconds (negative, such as -1: wait without limit).
+        #[arg(long, default_value_t = 10_000, allow_negative_numbers = true)]
         timeout_ms: i64,
         /// Past the timeout, leave the request running and exit with status 14 (DCO_E_QUEUED),
         /// printing its session and request ids; `dco call --session S --read ID` picks the

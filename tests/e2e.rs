@@ -508,3 +508,34 @@ fn dco_stats_into_a_closed_pipe_ends_quietly() {
         out.status
     );
 }
+
+/// `--timeout-ms -1` is a number (no limit), not an unknown flag.
+#[test]
+fn dco_call_takes_a_negative_timeout_as_no_limit() {
+    let hub = Hub::start(&[]);
+    let _w = echo_worker(&hub.addr, 5);
+    hub.wait_workers(5, 1);
+    let mut child = Command::new(dco_bin())
+        .args([
+            "call",
+            "--proxy",
+            "5",
+            "--timeout-ms",
+            "-1",
+            "--hub",
+            &hub.addr,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"no limit").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"no limit");
+}
