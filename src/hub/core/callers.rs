@@ -667,9 +667,32 @@ fn send_ack(conn: &mut Conn) -> bool {
     false
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
+/// Whether the secret a peer `given` is the hub's `secret`, in a time that depends only on the
+/// length of what the peer sent (which it knows), never on the secret's length or content:
+/// every given byte is compared with the secret's byte at that place (cycling), and a
+/// difference in length counts as a difference.
+fn constant_time_eq(given: &[u8], secret: &[u8]) -> bool {
+    let mut diff = (given.len() ^ secret.len()) as u64;
+    let n = secret.len().max(1);
+    for (i, g) in given.iter().enumerate() {
+        let s = secret.get(i % n).copied().unwrap_or(0);
+        diff |= u64::from(g ^ s);
     }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    std::hint::black_box(diff) == 0
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn secrets_compare_by_content_and_length() {
+        assert!(constant_time_eq(b"s3cret", b"s3cret"));
+        assert!(!constant_time_eq(b"s3creT", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cre", b"s3cret"));
+        assert!(!constant_time_eq(b"s3crets3cret", b"s3cret"));
+        assert!(!constant_time_eq(b"", b"s3cret"));
+        assert!(!constant_time_eq(b"x", b""));
+        assert!(constant_time_eq(b"", b""));
+    }
 }
