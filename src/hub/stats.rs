@@ -2,19 +2,24 @@
 
 use serde::Serialize;
 
-/// A latency histogram with power-of-two microsecond buckets: cheap to update, good enough for
-/// percentiles within a factor of two, exact enough for p50/p99 at a glance.
+/// A latency histogram (HdrHistogram, two significant digits: a quantile is within 1% of the
+/// true value) from 1 us to one hour; longer durations count as one hour.
 #[derive(Clone)]
 pub struct Histogram {
-    buckets: [u64; 40],
+    h: hdrhistogram::Histogram<u64>,
     count: u64,
     sum_us: u64,
 }
 
+/// The longest duration told apart, in microseconds.
+const HIST_MAX_US: u64 = 3_600_000_000;
+
 impl Default for Histogram {
     fn default() -> Self {
         Histogram {
-            buckets: [0; 40],
+            // Valid bounds (1 <= low, high >= 2 * low, 2 significant digits): cannot fail.
+            h: hdrhistogram::Histogram::new_with_bounds(1, HIST_MAX_US, 2)
+                .unwrap_or_else(|_| unreachable!("valid histogram bounds")),
             count: 0,
             sum_us: 0,
         }
@@ -24,26 +29,17 @@ impl Default for Histogram {
 impl Histogram {
     /// Records one duration in microseconds.
     pub fn record(&mut self, us: u64) {
-        let b = (64 - us.leading_zeros()) as usize;
-        self.buckets[b.min(39)] += 1;
+        self.h.saturating_record(us.clamp(1, HIST_MAX_US));
         self.count += 1;
         self.sum_us = self.sum_us.saturating_add(us);
     }
 
-    /// Upper bound, in microseconds, of the bucket holding quantile `q` (0..=1); 0 if empty.
+    /// Quantile `q` (0..=1) in microseconds, within 1%; 0 if empty.
     pub fn quantile(&self, q: f64) -> u64 {
         if self.count == 0 {
             return 0;
         }
-        let want = ((self.count as f64) * q).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        for (b, n) in self.buckets.iter().enumerate() {
-            seen += n;
-            if seen >= want {
-                return if b == 0 { 0 } else { 1u64 << b };
-            }
-        }
-        1u64 << 39
+        self.h.value_at_quantile(q)
     }
 
     /// Mean in microseconds.
@@ -258,15 +254,20 @@ mod tests {
     }
 
     #[test]
-    fn quantiles_fall_in_the_right_bucket() {
+    fn quantiles_are_within_one_percent() {
         let mut h = Histogram::default();
         for _ in 0..99 {
-            h.record(30);
+            h.record(70);
         }
         h.record(5000);
-        assert_eq!(h.quantile(0.5), 32);
-        assert_eq!(h.quantile(0.99), 32);
-        assert_eq!(h.quantile(1.0), 8192);
+        let near = |got: u64, want: u64| got.abs_diff(want) * 100 <= want;
+        assert!(near(h.quantile(0.5), 70), "{}", h.quantile(0.5));
+        assert!(near(h.quantile(0.99), 70), "{}", h.quantile(0.99));
+        assert!(near(h.quantile(1.0), 5000), "{}", h.quantile(1.0));
         assert_eq!(Histogram::default().quantile(0.5), 0);
+        // Out of range on both sides: counted, at the ends.
+        h.record(0);
+        h.record(u64::MAX);
+        assert!(near(h.quantile(1.0), HIST_MAX_US));
     }
 }
