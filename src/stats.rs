@@ -111,10 +111,28 @@ pub fn print(hubs: &[HubAddr], raw: bool) -> Result<ExitCode, String> {
         "{:<28} {:<16} {:<22} {:>12} {:>12} {:>9} {:>9} {:>9}",
         "caller", "session", "address", "requests", "replies", "errors", "inflight", "unread"
     );
+    // Sessions that left with nothing in flight and nothing unread are history: one line for
+    // all of them (the JSON document still lists each).
+    let (mut done_n, mut done_req, mut done_rep, mut done_err) = (0u64, 0u64, 0u64, 0u64);
     for c in v["callers"].as_array().into_iter().flatten() {
+        let finished = c["connected"] == false
+            && c["inflight"].as_u64() == Some(0)
+            && c["unread"].as_u64() == Some(0);
+        if finished {
+            done_n += 1;
+            done_req += c["requests"].as_u64().unwrap_or(0);
+            done_rep += c["replies"].as_u64().unwrap_or(0);
+            done_err += c["errors"].as_u64().unwrap_or(0);
+            continue;
+        }
+        // A session found in the journal at start has no name until its caller says HELLO.
+        let name = match c["name"].as_str() {
+            Some("") | None => "(recovered)".to_string(),
+            Some(n) => n.to_string(),
+        };
         println!(
             "{:<28} {:<16} {:<22} {:>12} {:>12} {:>9} {:>9} {:>9}",
-            t(&c["name"]),
+            name,
             t(&c["session"]),
             t(&c["addr"]),
             t(&c["requests"]),
@@ -122,6 +140,19 @@ pub fn print(hubs: &[HubAddr], raw: bool) -> Result<ExitCode, String> {
             t(&c["errors"]),
             t(&c["inflight"]),
             t(&c["unread"])
+        );
+    }
+    if done_n > 0 {
+        println!(
+            "{:<28} {:<16} {:<22} {:>12} {:>12} {:>9} {:>9} {:>9}",
+            format!("({done_n} finished sessions)"),
+            "-",
+            "-",
+            done_req,
+            done_rep,
+            done_err,
+            0,
+            0
         );
     }
     println!();

@@ -539,3 +539,32 @@ fn dco_call_takes_a_negative_timeout_as_no_limit() {
     );
     assert_eq!(out.stdout, b"no limit");
 }
+
+/// `dco stats` folds sessions that left with nothing pending into one line.
+#[test]
+fn dco_stats_folds_finished_sessions() {
+    let hub = Hub::start(&[]);
+    let _w = echo_worker(&hub.addr, 5);
+    hub.wait_workers(5, 1);
+    for _ in 0..3 {
+        let mut s = Session::new(SessionConfig::with_hubs(
+            HubAddr::parse_list(&hub.addr).unwrap(),
+        ));
+        s.write(b"x").unwrap();
+        s.call(5, Some(Duration::from_secs(10))).unwrap();
+        s.close();
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = Command::new(dco_bin())
+            .args(["stats", "--hub", &hub.addr])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.contains("(3 finished sessions)") {
+            break;
+        }
+        assert!(Instant::now() < until, "{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
