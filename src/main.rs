@@ -16,6 +16,7 @@ use dco::worker::{self, Echo, WorkerConfig};
 
 mod bench;
 mod bench_http;
+mod hub_settings;
 mod stats;
 
 #[derive(Parser)]
@@ -48,69 +49,7 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Run a hub (defaults: TCP 127.0.0.1:7790, Unix socket dco-data/dco.sock, data dco-data).
-    Hub {
-        /// TCP address to listen on ("none" for no TCP).
-        #[arg(long, default_value = "127.0.0.1:7790")]
-        listen: String,
-        /// Unix socket path ("none" for no Unix socket; default DATA/dco.sock).
-        #[arg(long)]
-        unix: Option<String>,
-        /// Data directory.
-        #[arg(long, default_value = "dco-data")]
-        data: PathBuf,
-        /// Largest frame payload accepted, in bytes.
-        #[arg(long, default_value_t = wire::DEFAULT_MAX_FRAME)]
-        max_frame: u32,
-        /// Most unanswered requests per caller.
-        #[arg(long, default_value_t = 1 << 20)]
-        quota: u32,
-        /// Keep-alive interval in milliseconds.
-        #[arg(long, default_value_t = 5000)]
-        keepalive_ms: u64,
-        /// Shared secret every peer must present (default: DCO_SECRET, else none).
-        #[arg(long, env = "DCO_SECRET", hide_env_values = true)]
-        secret: Option<String>,
-        /// When a request counts as safe to acknowledge: none (in the page cache: survives a
-        /// crash of the hub), batch (group commit: fdatasync shared by all requests of the
-        /// moment; survives a crash of the machine), always (fdatasync before every
-        /// acknowledgement round, in the hub's thread).
-        #[arg(long, default_value = "batch")]
-        durability: dco::journal::Durability,
-        /// Keep requests in memory only (lost when the hub stops). For measurements.
-        #[arg(long)]
-        no_journal: bool,
-        /// Size of each journal segment file, in MiB.
-        #[arg(long, default_value_t = 64)]
-        segment_mb: usize,
-        /// What recovery does with a damaged journal: tolerate-tail (cut a torn tail of the
-        /// last segment, refuse other damage) or salvage (keep going past any damage).
-        #[arg(long, default_value = "tolerate-tail")]
-        recovery: dco::journal::RecoveryMode,
-        /// How long a caller session that left keeps its unread answers, in seconds.
-        #[arg(long, default_value_t = 3600)]
-        reply_ttl_s: u64,
-        /// Proxy ids to accept requests for before any worker has served them (comma-separated).
-        #[arg(long, value_delimiter = ',')]
-        proxy_ids: Vec<i32>,
-        /// Policy of every proxy without its own: comma-separated key=value of mode
-        /// (sync, queue-on-timeout or async: the mode of requests that do not choose one),
-        /// attempts (deliveries at most, default 3), backoff-ms (first retry wait, doubled
-        /// each time, default 100), backoff-cap-ms (default 10000), service-ms (longest a
-        /// worker may hold one request, 0 for no limit, default 60000).
-        #[arg(long, default_value = "")]
-        policy: String,
-        /// One proxy's policy, on top of --policy: ID:key=value,... (repeatable).
-        #[arg(long = "proxy")]
-        proxies: Vec<String>,
-        /// How long a worker that holds a request past the service-time limit is kept, with no
-        /// new work, before it is dropped, in milliseconds.
-        #[arg(long, default_value_t = 5000)]
-        overdue_grace_ms: u64,
-        /// How long a new connection may take to send its HELLO before it is dropped, in
-        /// milliseconds (at least 100).
-        #[arg(long, default_value_t = 10_000)]
-        greeting_timeout_ms: u64,
-    },
+    Hub(Box<hub_settings::HubArgs>),
     /// Run a built-in worker.
     Worker {
         #[command(subcommand)]
@@ -353,25 +292,36 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<ExitCode, String> {
     match command {
-        Command::Hub {
-            listen,
-            unix,
-            data,
-            max_frame,
-            quota,
-            keepalive_ms,
-            secret,
-            durability,
-            no_journal,
-            segment_mb,
-            recovery,
-            reply_ttl_s,
-            proxy_ids,
-            policy,
-            proxies,
-            overdue_grace_ms,
-            greeting_timeout_ms,
-        } => {
+        Command::Hub(args) => {
+            let set = hub_settings::Settings::resolve(&args)?;
+            if args.print_config {
+                print!("{}", set.to_toml());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let hub_settings::Settings {
+                listen,
+                unix,
+                data,
+                max_frame,
+                quota,
+                keepalive_ms,
+                secret,
+                durability,
+                no_journal,
+                segment_mb,
+                recovery,
+                reply_ttl_s,
+                proxy_ids,
+                policy,
+                proxies,
+                overdue_grace_ms,
+                greeting_timeout_ms,
+                ..
+            } = set;
+            let durability: dco::journal::Durability =
+                durability.parse().map_err(|e| format!("durability: {e}"))?;
+            let recovery: dco::journal::RecoveryMode =
+                recovery.parse().map_err(|e| format!("recovery: {e}"))?;
             let unix = match unix.as_deref() {
                 Some("none") => None,
                 Some(p) => Some(PathBuf::from(p)),

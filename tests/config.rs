@@ -1,0 +1,163 @@
+//! `dco hub --config FILE`: settings from a TOML file, flags over the file, the effective
+//! configuration printed, a bad file refused with its line. Real hub processes.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{dco_bin, Proc, TempDir};
+use dco::client::{Session, SessionConfig};
+use dco::wire::HubAddr;
+use dco::Status;
+
+fn write(dir: &TempDir, name: &str, text: &str) -> String {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn flags_win_over_the_file_and_print_config_shows_the_result() {
+    let dir = TempDir::new("config-print");
+    let cfg = write(
+        &dir,
+        "hub.toml",
+        "keepalive-ms = 250\nproxy-ids = [7]\n\n[policy]\nattempts = 4\n\n[proxy.7]\nbackoff-ms = 20\n",
+    );
+    let out = Command::new(dco_bin())
+        .args([
+            "hub",
+            "--config",
+            &cfg,
+            "--print-config",
+            "--keepalive-ms",
+            "400",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("keepalive-ms = 400\n"), "{text}");
+    assert!(text.contains("proxy-ids = [7]\n"), "{text}");
+    assert!(
+        text.contains("[policy]\n") && text.contains("attempts = 4\n"),
+        "{text}"
+    );
+    assert!(text.contains("[proxy.7]\nbackoff-ms = 20\n"), "{text}");
+    // What it prints is itself a configuration the hub takes.
+    let again = write(&dir, "again.toml", &text);
+    let out = Command::new(dco_bin())
+        .args(["hub", "--config", &again, "--print-config"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("keepalive-ms = 400\n"));
+}
+
+#[test]
+fn a_hub_runs_on_its_file_with_a_secret_from_a_file() {
+    let dir = TempDir::new("config-run");
+    let data = dir.path().join("data");
+    let secret = write(&dir, "secret", "s3cret\n");
+    let cfg = write(
+        &dir,
+        "hub.toml",
+        &format!(
+            "listen = \"127.0.0.1:0\"\nunix = \"none\"\ndata = {:?}\nsecret-file = {:?}\n\
+             proxy-ids = [7]\n\n[proxy.7]\nattempts = 2\nmode = \"queue-on-timeout\"\n",
+            data.to_str().unwrap(),
+            secret
+        ),
+    );
+    let _hub = Proc(
+        Command::new(dco_bin())
+            .args(["hub", "--config", &cfg])
+            .env("DCO_LOG", "error")
+            .env_remove("DCO_SECRET")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let until = Instant::now() + Duration::from_secs(20);
+    let addr = loop {
+        if let Ok(s) = std::fs::read_to_string(data.join("hub.addr")) {
+            if s.ends_with('\n') {
+                break s.trim().to_string();
+            }
+        }
+        assert!(Instant::now() < until, "the hub did not start on its file");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // Without the secret: refused. With it: the proxy's policy from the file is in force.
+    let hubs = HubAddr::parse_list(&addr).unwrap();
+    let mut cfg_plain = SessionConfig::with_hubs(hubs.clone());
+    cfg_plain.secret = Vec::new();
+    let mut s = Session::new(cfg_plain);
+    s.write(b"x").unwrap();
+    let e = s.call(7, Some(Duration::from_secs(2))).unwrap_err();
+    assert_eq!(e.status, Status::Refused, "{e}");
+    // With it, the proxy's mode from the file is in force: past its timeout a request to
+    // proxy 7 (no worker yet) is parked, not timed out.
+    let mut cfg_secret = SessionConfig::with_hubs(hubs);
+    cfg_secret.secret = b"s3cret".to_vec();
+    let mut s = Session::new(cfg_secret);
+    s.write(b"x").unwrap();
+    let e = s.call(7, Some(Duration::from_millis(300))).unwrap_err();
+    assert_eq!(e.status, Status::Queued, "{e}");
+    let stats = Command::new(dco_bin())
+        .args(["stats", "--json", "--hub", &addr])
+        .env("DCO_SECRET", "s3cret")
+        .output()
+        .unwrap();
+    assert!(
+        stats.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stats.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    let policy = v["proxies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["id"] == 7)
+        .map(|p| p["policy"].as_str().unwrap_or("").to_string())
+        .unwrap_or_default();
+    assert!(
+        policy.contains("mode=queue-on-timeout") && policy.contains("attempts=2"),
+        "{policy}: {v}"
+    );
+}
+
+#[test]
+fn a_bad_file_is_refused_with_its_line_and_nothing_starts() {
+    let dir = TempDir::new("config-bad");
+    let data = dir.path().join("data");
+    for (text, needle) in [
+        ("listen = \"127.0.0.1:0\"\nkeepalive = 3\n", "line 2"),
+        ("quota = \"many\"\n", "line 1"),
+        ("[policy]\nattempts = 0\n", "attempts"),
+        ("[proxy.x]\nattempts = 2\n", "proxy"),
+    ] {
+        let cfg = write(&dir, "bad.toml", text);
+        let out = Command::new(dco_bin())
+            .args(["hub", "--config", &cfg, "--data"])
+            .arg(&data)
+            .args(["--unix", "none"])
+            .env("DCO_LOG", "error")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{text:?} was taken");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{text:?}: {err}");
+        assert!(!data.join("hub.addr").exists(), "{text:?}: a hub started");
+    }
+}
