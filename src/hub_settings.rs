@@ -99,6 +99,10 @@ pub struct HubArgs {
     /// milliseconds (at least 100) [default: 10000].
     #[arg(long)]
     pub greeting_timeout_ms: Option<u64>,
+    /// Most connections at once, of every kind; one over it is refused with DCO_E_BUSY
+    /// (0: no limit but the open-file limit) [default: 0].
+    #[arg(long)]
+    pub max_connections: Option<usize>,
 }
 
 /// The file: the same settings, every one optional; unknown keys are refused.
@@ -122,6 +126,7 @@ struct FileSettings {
     proxy: Option<BTreeMap<String, toml::Table>>,
     overdue_grace_ms: Option<u64>,
     greeting_timeout_ms: Option<u64>,
+    max_connections: Option<usize>,
 }
 
 /// The effective settings.
@@ -148,6 +153,7 @@ pub struct Settings {
     pub proxies: Vec<String>,
     pub overdue_grace_ms: u64,
     pub greeting_timeout_ms: u64,
+    pub max_connections: usize,
 }
 
 /// A policy table as `key=value,...` (strings and integers only).
@@ -260,6 +266,7 @@ impl Settings {
                 .greeting_timeout_ms
                 .or(file.greeting_timeout_ms)
                 .unwrap_or(10_000),
+            max_connections: args.max_connections.or(file.max_connections).unwrap_or(0),
         })
     }
 
@@ -290,6 +297,7 @@ impl Settings {
             "greeting-timeout-ms = {}\n",
             self.greeting_timeout_ms
         ));
+        out.push_str(&format!("max-connections = {}\n", self.max_connections));
         let table = |out: &mut String, spec: &str| {
             for kv in spec.split(',').filter(|s| !s.trim().is_empty()) {
                 if let Some((k, v)) = kv.split_once('=') {

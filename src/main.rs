@@ -316,6 +316,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 proxies,
                 overdue_grace_ms,
                 greeting_timeout_ms,
+                max_connections,
                 ..
             } = set;
             let durability: dco::journal::Durability =
@@ -341,6 +342,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 policies,
                 overdue_grace: Duration::from_millis(overdue_grace_ms),
                 greeting_timeout: Duration::from_millis(greeting_timeout_ms.max(100)),
+                max_connections,
                 listen: (listen != "none").then_some(listen),
                 unix,
                 max_frame,

@@ -186,3 +186,36 @@ fn a_caller_that_goes_silent_is_dropped() {
     }
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn a_connection_over_the_limit_is_refused_busy_and_room_is_reused() {
+    let hub = Hub::start(&["--max-connections", "3"]);
+    let _w = echo_worker(&hub.addr, 5);
+    hub.wait_workers(5, 1);
+    // The worker and two more fill the limit (dco stats' own connection came and went).
+    let a = TcpStream::connect(&hub.addr).unwrap();
+    let b = TcpStream::connect(&hub.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut over = TcpStream::connect(&hub.addr).unwrap();
+    over.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = Vec::new();
+    let _ = over.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.contains("limit of 3 connections"), "{text:?}");
+    assert_eq!(
+        i32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]),
+        dco::Status::Busy.code(),
+        "a REFUSE with DCO_E_BUSY"
+    );
+    // Room again: a caller is served.
+    drop((a, b));
+    std::thread::sleep(Duration::from_millis(100));
+    let mut s = Session::new(SessionConfig::with_hubs(
+        HubAddr::parse_list(&hub.addr).unwrap(),
+    ));
+    s.write(b"in").unwrap();
+    assert_eq!(
+        s.call(5, Some(Duration::from_secs(10))).unwrap().body,
+        b"in"
+    );
+}

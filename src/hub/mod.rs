@@ -62,6 +62,9 @@ pub struct HubConfig {
     pub overdue_grace: Duration,
     /// How long a new connection may take to send its HELLO before it is dropped.
     pub greeting_timeout: Duration,
+    /// Most connections at once (callers, workers, monitors and unknown peers together); a
+    /// connection over it is refused with DCO_E_BUSY. 0: no limit but the descriptors.
+    pub max_connections: usize,
 }
 
 impl Default for HubConfig {
@@ -80,6 +83,7 @@ impl Default for HubConfig {
             policies: Policies::default(),
             overdue_grace: Duration::from_secs(5),
             greeting_timeout: Duration::from_secs(10),
+            max_connections: 0,
         }
     }
 }

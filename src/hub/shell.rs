@@ -200,6 +200,8 @@ struct Shell {
     writable: Vec<usize>,
     max_frame: u32,
     keepalive: Duration,
+    /// Most connections at once (0: no limit).
+    max_connections: usize,
     /// An accept failed for lack of descriptors: try again every round until it works (the
     /// listener's readiness was consumed, and a full listen queue would never signal again).
     accept_retry: bool,
@@ -283,6 +285,7 @@ impl Shell {
             writable: Vec::new(),
             max_frame: cfg.max_frame,
             keepalive: cfg.keepalive,
+            max_connections: cfg.max_connections,
             accept_retry: false,
             accept_warned: false,
             _waker: waker,
@@ -314,6 +317,18 @@ impl Shell {
             self.socks.len() - 1
         });
         let id = self.core.open(token, addr, self.now);
+        let open = self.socks.len() - self.free_tokens.len();
+        if self.max_connections > 0 && open > self.max_connections {
+            // Told why, then closed once that is written.
+            self.core.refuse(
+                token,
+                Status::Busy,
+                &format!(
+                    "the hub is at its limit of {} connections (--max-connections)",
+                    self.max_connections
+                ),
+            );
+        }
         let mut sock = Socket::new(id, stream);
         if let Err(e) = sock.register(self.poll.registry(), Token(token)) {
             tracing::warn!("cannot register a connection: {e}");
