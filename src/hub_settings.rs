@@ -103,6 +103,10 @@ pub struct HubArgs {
     /// (0: no limit but the open-file limit) [default: 0].
     #[arg(long)]
     pub max_connections: Option<usize>,
+    /// Serve Prometheus metrics (OpenMetrics text) at http://ADDR/metrics, such as
+    /// 127.0.0.1:9790; the bound address is written to DATA/metrics.addr [default: off].
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
 }
 
 /// The file: the same settings, every one optional; unknown keys are refused.
@@ -127,6 +131,7 @@ struct FileSettings {
     overdue_grace_ms: Option<u64>,
     greeting_timeout_ms: Option<u64>,
     max_connections: Option<usize>,
+    metrics: Option<String>,
 }
 
 /// The effective settings.
@@ -154,6 +159,7 @@ pub struct Settings {
     pub overdue_grace_ms: u64,
     pub greeting_timeout_ms: u64,
     pub max_connections: usize,
+    pub metrics: Option<String>,
 }
 
 /// A policy table as `key=value,...` (strings and integers only).
@@ -267,6 +273,7 @@ impl Settings {
                 .or(file.greeting_timeout_ms)
                 .unwrap_or(10_000),
             max_connections: args.max_connections.or(file.max_connections).unwrap_or(0),
+            metrics: args.metrics.clone().or(file.metrics),
         })
     }
 
@@ -298,6 +305,10 @@ impl Settings {
             self.greeting_timeout_ms
         ));
         out.push_str(&format!("max-connections = {}\n", self.max_connections));
+        match &self.metrics {
+            Some(m) => out.push_str(&format!("metrics = {}\n", q(m))),
+            None => out.push_str("# metrics = \"127.0.0.1:9790\" (off by default)\n"),
+        }
         let table = |out: &mut String, spec: &str| {
             for kv in spec.split(',').filter(|s| !s.trim().is_empty()) {
                 if let Some((k, v)) = kv.split_once('=') {

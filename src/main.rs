@@ -17,6 +17,7 @@ use dco::worker::{self, Echo, WorkerConfig};
 mod bench;
 mod bench_http;
 mod hub_settings;
+mod metrics;
 mod stats;
 
 #[derive(Parser)]
@@ -317,6 +318,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 overdue_grace_ms,
                 greeting_timeout_ms,
                 max_connections,
+                metrics,
                 ..
             } = set;
             let durability: dco::journal::Durability =
@@ -371,6 +373,21 @@ fn run(command: Command) -> Result<ExitCode, String> {
             // Tell scripts (and tests using port 0) where the hub really listens.
             if let Some(addr) = listeners.tcp_addr() {
                 let _ = std::fs::write(cfg.data.join("hub.addr"), format!("{addr}\n"));
+            }
+            if let Some(listen) = &metrics {
+                // The metrics server asks this hub like any monitor: over its Unix socket, else
+                // its TCP address.
+                let own = match (&cfg.unix, listeners.tcp_addr()) {
+                    (Some(path), _) => HubAddr::Unix(path.to_string_lossy().into_owned()),
+                    (None, Some(addr)) => HubAddr::Tcp(addr.to_string()),
+                    (None, None) => return Err("--metrics needs a listener".into()),
+                };
+                metrics::start(
+                    listen,
+                    own,
+                    cfg.secret.clone(),
+                    cfg.data.join("metrics.addr"),
+                )?;
             }
             let shutdown = Shutdown::new();
             for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {

@@ -21,16 +21,25 @@ pub fn fetch_stats(hubs: &[HubAddr], timeout: Duration) -> Result<String> {
 }
 
 fn fetch_one(addr: &HubAddr, timeout: Duration) -> Result<String> {
+    let secret = std::env::var("DCO_SECRET").unwrap_or_default();
+    fetch_one_as(addr, secret.as_bytes(), timeout)
+}
+
+/// The statistics document of the hub at `addr`, presenting `secret`.
+pub fn fetch_stats_as(addr: &HubAddr, secret: &[u8], timeout: Duration) -> Result<String> {
+    fetch_one_as(addr, secret, timeout)
+}
+
+fn fetch_one_as(addr: &HubAddr, secret: &[u8], timeout: Duration) -> Result<String> {
     let io = |e: std::io::Error| Error::new(Status::NotConnected, e.to_string());
     let mut conn = Conn::connect(addr, timeout).map_err(io)?;
-    let secret = std::env::var("DCO_SECRET").unwrap_or_default();
     wire::encode_hello(
         &mut conn.out,
         Role::Monitor,
         crate::sys::random_u64(),
         0,
         b"monitor",
-        secret.as_bytes(),
+        secret,
         &[],
     );
     wire::encode_stats_request(&mut conn.out);
