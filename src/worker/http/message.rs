@@ -179,11 +179,10 @@ fn parse_target(t: &str) -> Result<Target, String> {
     if t.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err("the request target has control characters".into());
     }
-    let lower = t.get(..8).unwrap_or(t).to_ascii_lowercase();
-    if lower.starts_with("http://") || lower.starts_with("https://") {
-        return Ok(Target::Absolute(t.to_string()));
-    }
-    if lower.contains("://") {
+    if let Some(scheme) = scheme_of(t) {
+        if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") {
+            return Ok(Target::Absolute(t.to_string()));
+        }
         return Err(format!(
             "'{}': only http:// and https:// URLs are allowed",
             shown(t)
@@ -203,6 +202,17 @@ fn parse_target(t: &str) -> Result<Target, String> {
         ));
     }
     Ok(Target::Path(path))
+}
+
+/// The scheme of an absolute URL (`scheme://...`, the scheme a letter then letters, digits,
+/// `+`, `-` or `.`); None for anything else, which is a path.
+fn scheme_of(t: &str) -> Option<&str> {
+    let (scheme, _) = t.split_once("://")?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+    .then_some(scheme)
 }
 
 /// Whether a path segment means "..", also when percent-encoded.
@@ -393,6 +403,23 @@ mod tests {
             let e = parse_request(bad).unwrap_err();
             assert!(!e.is_empty());
         }
+    }
+
+    #[test]
+    fn a_path_with_a_colon_slash_slash_is_a_path_both_times() {
+        // Found by the fuzzer: "://" after non-scheme characters made the first parse call it
+        // a path and the second (with its leading '/') a foreign URL.
+        let m = parse_request("z%$v+%% ~~$\u{285}^\u{285}://$".as_bytes()).unwrap();
+        assert_eq!(m.target, Target::Path("/~~$\u{285}^\u{285}://$".into()));
+        let again = written(&m);
+        assert_eq!(parse_request(&again).unwrap(), m);
+        assert!(parse_request(b"GET FTP://x/ HTTP/1.1\n\n").is_err());
+        assert_eq!(
+            parse_request(b"GET HtTpS://x/y HTTP/1.1\n\n")
+                .unwrap()
+                .target,
+            Target::Absolute("HtTpS://x/y".into())
+        );
     }
 
     #[test]
