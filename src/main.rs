@@ -250,6 +250,30 @@ fn print_outcome(outcome: dco::Result<dco::client::Reply>, session: &Session) ->
     }
 }
 
+/// A flag set by SIGTERM or SIGINT, for a worker's graceful stop.
+fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone())
+            .map_err(|e| format!("cannot install a signal handler: {e}"))?;
+    }
+    Ok(stop)
+}
+
+/// Waits for worker threads; the first error (or panic) is the command's.
+fn join_workers(
+    handles: Vec<std::thread::JoinHandle<dco::Result<()>>>,
+) -> Result<ExitCode, String> {
+    for h in handles {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err("a worker thread panicked".into()),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// For commands whose output goes to a pipe (`dco stats | head`): a reader that closes early
 /// ends the command quietly, as with other Unix tools, instead of a panic on the failed write.
 /// Only where no socket is written afterwards (sockets use MSG_NOSIGNAL anyway).
@@ -410,11 +434,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let mut cfg = WorkerConfig::new(hub_list(&hub)?, proxy);
             cfg.capacity = capacity.max(1);
             cfg.name = format!("echo[{}]", std::process::id());
-            let stop = Arc::new(AtomicBool::new(false));
-            for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-                signal_hook::flag::register(sig, stop.clone())
-                    .map_err(|e| format!("cannot install a signal handler: {e}"))?;
-            }
+            let stop = stop_on_signals()?;
             let handles: Vec<_> = (0..threads.max(1))
                 .map(|_| {
                     let cfg = cfg.clone();
@@ -433,14 +453,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                     })
                 })
                 .collect();
-            for h in handles {
-                match h.join() {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(e.to_string()),
-                    Err(_) => return Err("a worker thread panicked".into()),
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+            join_workers(handles)
         }
         Command::Worker {
             kind: WorkerKind::Http(args),
@@ -455,11 +468,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let mut cfg = WorkerConfig::new(hub_list(&args.hub)?, args.proxy.clone());
             cfg.capacity = http.concurrency.clamp(1, u32::MAX as usize) as u32;
             cfg.name = format!("http[{}]", std::process::id());
-            let stop = Arc::new(AtomicBool::new(false));
-            for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-                signal_hook::flag::register(sig, stop.clone())
-                    .map_err(|e| format!("cannot install a signal handler: {e}"))?;
-            }
+            let stop = stop_on_signals()?;
             let handles: Vec<_> = services
                 .into_iter()
                 .map(|service| {
@@ -467,14 +476,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                     std::thread::spawn(move || worker::run_service(&cfg, &service, &stop))
                 })
                 .collect();
-            for h in handles {
-                match h.join() {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(e.to_string()),
-                    Err(_) => return Err("a worker thread panicked".into()),
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+            join_workers(handles)
         }
         Command::Call {
             proxy,

@@ -9,7 +9,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
-use super::{Outcome, Request, Responder, Response, Service};
+use super::{Request, Responder, Response, Service};
 
 /// A blocking handler that may run on several threads at once.
 pub trait PoolHandler: Send + Sync + 'static {
@@ -103,26 +103,15 @@ fn serve_jobs<H: PoolHandler>(h: &H, rx: &Receiver<Job>) {
     while let Ok((req, responder)) = rx.recv() {
         if req.is_cancelled() {
             h.cancelled(&req);
-            responder.send(not_run(Outcome::Cancelled, "cancelled before it started"));
+            responder.send(Response::cancelled("cancelled before it started"));
             continue;
         }
         if req.deadline.is_some_and(|d| d <= Instant::now()) {
-            responder.send(not_run(
-                Outcome::TimedOut,
-                "its time ran out before it started",
-            ));
+            responder.send(Response::timed_out("its time ran out before it started"));
             continue;
         }
         let answer = catch_unwind(AssertUnwindSafe(|| h.handle(&req)))
             .unwrap_or_else(|_| Response::retry_later("the worker's handler panicked"));
         responder.send(answer);
-    }
-}
-
-fn not_run(outcome: Outcome, why: &str) -> Response {
-    Response {
-        outcome,
-        rcode: 0,
-        body: why.as_bytes().to_vec(),
     }
 }

@@ -317,30 +317,11 @@ fn serve_concurrent(
         }
         done.take(&mut answers);
         for (tag, r) in answers.drain(..) {
-            if inflight.remove(&tag).is_none() {
-                continue;
-            }
-            let at = conn.out.len();
-            wire::encode_result(&mut conn.out, tag.0, 0, 0, &[]);
-            conn.out.extend_from_slice(&r.body);
-            finish_result(&mut conn.out, at, r.outcome, r.rcode, max_body);
+            encode_answer(&mut conn.out, inflight, tag, r, max_body);
         }
         conn.flush().map_err(|e| lost(e.to_string()))?;
-        if stopping.is_none() && stop.load(Ordering::Relaxed) {
-            stopping = Some(Instant::now() + drain);
-        }
-        if let Some(until) = stopping {
-            if inflight.is_empty() {
-                return Ok(());
-            }
-            if Instant::now() >= until {
-                tracing::warn!(
-                    "worker stopping with {} requests unanswered after {} ms",
-                    inflight.len(),
-                    drain.as_millis()
-                );
-                return Ok(());
-            }
+        if drained(&mut stopping, stop, drain, inflight.len()) {
+            return Ok(());
         }
         if conn.has_frame() {
             continue;
@@ -419,6 +400,52 @@ pub(super) fn start_frame(
         }
         other => control_frame(other, out),
     }
+}
+
+/// Encodes the answer for `tag`, unless the connection no longer holds that delivery (the
+/// hub gave it to someone else, or it was answered already).
+pub(super) fn encode_answer(
+    out: &mut Vec<u8>,
+    inflight: &mut HashMap<Tag, CancelSignal>,
+    tag: Tag,
+    r: Response,
+    max_body: usize,
+) {
+    if inflight.remove(&tag).is_none() {
+        return;
+    }
+    let at = out.len();
+    wire::encode_result(out, tag.0, 0, 0, &[]);
+    out.extend_from_slice(&r.body);
+    finish_result(out, at, r.outcome, r.rcode, max_body);
+}
+
+/// A graceful stop of a concurrent worker: once `stop` is set, new deliveries are left alone
+/// (`stopping` holds when waiting ends) and the connection ends when nothing is in flight or
+/// `drain` has passed. True: end the connection now.
+pub(super) fn drained(
+    stopping: &mut Option<Instant>,
+    stop: &AtomicBool,
+    drain: Duration,
+    inflight: usize,
+) -> bool {
+    if stopping.is_none() && stop.load(Ordering::Relaxed) {
+        *stopping = Some(Instant::now() + drain);
+    }
+    let Some(until) = *stopping else {
+        return false;
+    };
+    if inflight == 0 {
+        return true;
+    }
+    if Instant::now() >= until {
+        tracing::warn!(
+            "worker stopping with {inflight} requests unanswered after {} ms",
+            drain.as_millis()
+        );
+        return true;
+    }
+    false
 }
 
 /// Fills in the RESULT (or FORWARD) frame begun at `at` whose body follows its fixed fields:

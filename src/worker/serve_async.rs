@@ -3,12 +3,12 @@
 //! a delivery, the request's task and its answer all stay on one thread.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::serve::{finish_result, start_frame, CancelOnDrop, STOP_POLL};
+use super::serve::{drained, encode_answer, start_frame, CancelOnDrop, STOP_POLL};
 use super::service::{Response, Service, Sink, Tag};
 use crate::status::{Error, Result, Status};
 use crate::wire::{self, Conn, Stream};
@@ -78,7 +78,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         inbuf.drain(..used);
         // Answers ready now, all in one write.
         while let Ok((tag, r)) = rx.try_recv() {
-            answer(&mut out, inflight, tag, r, max_body);
+            encode_answer(&mut out, inflight, tag, r, max_body);
         }
         if !out.is_empty() {
             sock.write_all(&out)
@@ -86,21 +86,8 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 .map_err(|e| lost(e.to_string()))?;
             out.clear();
         }
-        if stopping.is_none() && stop.load(Ordering::Relaxed) {
-            stopping = Some(Instant::now() + drain);
-        }
-        if let Some(until) = stopping {
-            if inflight.is_empty() {
-                return Ok(());
-            }
-            if Instant::now() >= until {
-                tracing::warn!(
-                    "worker stopping with {} requests unanswered after {} ms",
-                    inflight.len(),
-                    drain.as_millis()
-                );
-                return Ok(());
-            }
+        if drained(&mut stopping, stop, drain, inflight.len()) {
+            return Ok(());
         }
         let dead_at = last_rx + keepalive * 3;
         let now = Instant::now();
@@ -117,25 +104,8 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 Ok(_) => last_rx = Instant::now(),
                 Err(e) => return Err(lost(e.to_string())),
             },
-            Some((tag, r)) = rx.recv() => answer(&mut out, inflight, tag, r, max_body),
+            Some((tag, r)) = rx.recv() => encode_answer(&mut out, inflight, tag, r, max_body),
             () = tokio::time::sleep_until(wake) => {}
         }
     }
-}
-
-/// Encodes the answer for `tag`, unless the connection no longer holds that delivery.
-fn answer(
-    out: &mut Vec<u8>,
-    inflight: &mut HashMap<Tag, super::CancelSignal>,
-    tag: Tag,
-    r: Response,
-    max_body: usize,
-) {
-    if inflight.remove(&tag).is_none() {
-        return;
-    }
-    let at = out.len();
-    wire::encode_result(out, tag.0, 0, 0, &[]);
-    out.extend_from_slice(&r.body);
-    finish_result(out, at, r.outcome, r.rcode, max_body);
 }

@@ -191,6 +191,24 @@ impl Response {
         }
     }
 
+    /// Not run: the hub cancelled the request (see [`Request::is_cancelled`]).
+    pub fn cancelled(why: impl Into<Vec<u8>>) -> Response {
+        Response {
+            outcome: Outcome::Cancelled,
+            rcode: 0,
+            body: why.into(),
+        }
+    }
+
+    /// Not run, or given up: the request's deadline passed (the caller gets DCO_E_TIMEOUT).
+    pub fn timed_out(why: impl Into<Vec<u8>>) -> Response {
+        Response {
+            outcome: Outcome::TimedOut,
+            rcode: 0,
+            body: why.into(),
+        }
+    }
+
     /// The same answer with return code `rcode`.
     pub fn with_rcode(mut self, rcode: i32) -> Response {
         self.rcode = rcode;

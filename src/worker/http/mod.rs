@@ -17,7 +17,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 
-use super::{Outcome, Request, Responder, Response, Service};
+use super::{Request, Responder, Response, Service};
 use message::{RequestMessage, Target};
 
 /// Which built-in roots TLS trusts (beside `--ca-file`).
@@ -178,18 +178,10 @@ impl Service for HttpService {
             let cancel = req.cancel_signal();
             let answer = tokio::select! {
                 r = inner.run(&mut req) => r,
-                () = cancel.cancelled() => not_run(Outcome::Cancelled, "cancelled by the hub"),
+                () = cancel.cancelled() => Response::cancelled("cancelled by the hub"),
             };
             responder.send(answer);
         });
-    }
-}
-
-fn not_run(outcome: Outcome, why: &str) -> Response {
-    Response {
-        outcome,
-        rcode: 0,
-        body: why.as_bytes().to_vec(),
     }
 }
 
@@ -237,7 +229,7 @@ impl Inner {
     async fn run(&self, req: &mut Request) -> Response {
         let budget = req.remaining().unwrap_or(self.timeout);
         if budget < Duration::from_millis(1) {
-            return not_run(Outcome::TimedOut, "its time ran out before it was sent");
+            return Response::timed_out("its time ran out before it was sent");
         }
         let (method, url, headers, body_at) = match self.prepare(req) {
             Ok(p) => p,
