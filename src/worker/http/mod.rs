@@ -250,9 +250,9 @@ impl Inner {
             );
         }
         let exchange = async {
-            let resp = r.send().await?;
+            let mut resp = r.send().await?;
             let status = resp.status().as_u16();
-            let head = resp.headers().clone();
+            let head = std::mem::take(resp.headers_mut());
             let body = read_limited(resp, self.max_response).await?;
             Ok::<_, Fetch>((status, head, body))
         };
