@@ -78,6 +78,11 @@ pub struct HubArgs {
     /// [default: 3600].
     #[arg(long)]
     pub reply_ttl_s: Option<u64>,
+    /// Bytes of answer the journal keeps in reserve for every accepted request, so answers
+    /// can still be journaled when the disk is full (new work is refused while the reserve
+    /// is short; a larger answer is then kept as a note saying so) [default: 4096].
+    #[arg(long)]
+    pub answer_reserve: Option<u32>,
     /// Proxy ids to accept requests for before any worker has served them (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub proxy_ids: Vec<i32>,
@@ -125,6 +130,7 @@ struct FileSettings {
     segment_mb: Option<usize>,
     recovery: Option<String>,
     reply_ttl_s: Option<u64>,
+    answer_reserve: Option<u32>,
     proxy_ids: Option<Vec<i32>>,
     policy: Option<toml::Table>,
     proxy: Option<BTreeMap<String, toml::Table>>,
@@ -151,6 +157,7 @@ pub struct Settings {
     pub segment_mb: usize,
     pub recovery: String,
     pub reply_ttl_s: u64,
+    pub answer_reserve: u32,
     pub proxy_ids: Vec<i32>,
     /// Every proxy's default policy, as --policy takes it.
     pub policy: String,
@@ -261,6 +268,7 @@ impl Settings {
                 .or(file.recovery)
                 .unwrap_or_else(|| "tolerate-tail".into()),
             reply_ttl_s: args.reply_ttl_s.or(file.reply_ttl_s).unwrap_or(3600),
+            answer_reserve: args.answer_reserve.or(file.answer_reserve).unwrap_or(4096),
             proxy_ids,
             policy,
             proxies,
@@ -297,6 +305,7 @@ impl Settings {
         out.push_str(&format!("segment-mb = {}\n", self.segment_mb));
         out.push_str(&format!("recovery = {}\n", q(&self.recovery)));
         out.push_str(&format!("reply-ttl-s = {}\n", self.reply_ttl_s));
+        out.push_str(&format!("answer-reserve = {}\n", self.answer_reserve));
         let ids: Vec<String> = self.proxy_ids.iter().map(|i| i.to_string()).collect();
         out.push_str(&format!("proxy-ids = [{}]\n", ids.join(", ")));
         out.push_str(&format!("overdue-grace-ms = {}\n", self.overdue_grace_ms));

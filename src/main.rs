@@ -336,6 +336,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 segment_mb,
                 recovery,
                 reply_ttl_s,
+                answer_reserve,
                 proxy_ids,
                 policy,
                 proxies,
@@ -382,12 +383,18 @@ fn run(command: Command) -> Result<ExitCode, String> {
                         (segment_mb.max(1) << 20).max(2 * max_frame as usize + (1 << 20));
                     j.durability = durability;
                     j.recovery = recovery;
+                    j.owed_record = dco::hub::answer_record(answer_reserve);
+                    j.describe = Some(dco::hub::describe_record);
                     j
                 }),
                 reply_ttl: Duration::from_secs(reply_ttl_s),
+                answer_reserve,
                 proxy_ids,
                 data,
             };
+            // Built with the journal's failpoints (the test build): FAILPOINTS configures them.
+            #[cfg(feature = "failpoints")]
+            let _failpoints = fail::FailScenario::setup();
             // A file size limit must show as an error from the journal, not kill the hub.
             // SAFETY: setting a signal's disposition to SIG_IGN before any thread is started.
             unsafe {

@@ -188,6 +188,18 @@ pub fn render(json: &str) -> Result<String, String> {
         "1 while the journal cannot take more",
         u64::from(hub["journal_full"] == true),
     );
+    gauge(
+        &mut reg,
+        "journal_owed_bytes",
+        "Journal space kept in reserve for what accepted requests still need to write",
+        num(&hub["journal_owed"]),
+    );
+    gauge(
+        &mut reg,
+        "journal_lost_segments",
+        "Segments in which recovery found durable records damaged or missing at this start",
+        hub["journal_lost"].as_array().map_or(0, |a| a.len() as u64),
+    );
 
     let callers = v["callers"].as_array().map(|a| a.as_slice()).unwrap_or(&[]);
     gauge(

@@ -42,6 +42,11 @@ pub fn print(hubs: &[HubAddr], raw: bool) -> Result<ExitCode, String> {
             ""
         }
     );
+    if let Some(lost) = hub["journal_lost"].as_array() {
+        for l in lost {
+            println!("  JOURNAL LOST at this start: {}", t(l));
+        }
+    }
     println!();
     // Every outcome apart (docs/ARCHITECTURE.md §4.15): ok, application and system failures,
     // timeouts of delivered requests, requests expired while waiting, cancels, deliveries

@@ -65,6 +65,21 @@ pub struct HubConfig {
     /// Most connections at once (callers, workers, monitors and unknown peers together); a
     /// connection over it is refused with DCO_E_BUSY. 0: no limit but the descriptors.
     pub max_connections: usize,
+    /// Bytes of answer the journal keeps in reserve per accepted request (the journal's
+    /// `owed_record` should be [`answer_record`] of it).
+    pub answer_reserve: u32,
+}
+
+/// What a damaged journal record looks like (kind, session and request ids), for recovery's
+/// reports.
+pub fn describe_record(kind: u8, first: &[u8]) -> String {
+    core::records::describe(kind, first)
+}
+
+/// The largest record the journal writes from its reserve for an answer reserve of `answer`
+/// bytes: a REPLY with that much body.
+pub fn answer_record(answer: u32) -> usize {
+    (core::records::reserve_for(answer.max(256)) - core::records::DONE_BYTES) as usize
 }
 
 impl Default for HubConfig {
@@ -78,6 +93,7 @@ impl Default for HubConfig {
             keepalive: Duration::from_secs(5),
             secret: Vec::new(),
             journal: Some(JournalConfig::new("dco-data/journal")),
+            answer_reserve: 4096,
             reply_ttl: Duration::from_secs(3600),
             proxy_ids: Vec::new(),
             policies: Policies::default(),

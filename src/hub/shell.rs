@@ -163,6 +163,10 @@ pub fn run(cfg: HubConfig, listeners: Listeners, shutdown: Shutdown) -> io::Resu
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
+        if events.is_empty() {
+            // A quiet moment: the journal may make its last durability mark durable.
+            shell.core.store_mut().idle();
+        }
         // One clock reading per wake-up: every frame of the round shares it.
         shell.now = shell.clock.now();
         for event in events.iter() {
@@ -231,6 +235,7 @@ impl Shell {
         let known_file = cfg.journal.as_ref().map(|_| cfg.data.join("proxies"));
         let router = Router::with_known_file(known_file, &cfg.proxy_ids)?;
         let mut rec = Recovered::default();
+        let mut lost = Vec::new();
         let store: Box<dyn Store> = match cfg.journal.clone() {
             None => Box::new(MemStore::default()),
             Some(jcfg) => {
@@ -252,6 +257,7 @@ impl Shell {
                     unread = rec.unread(),
                     "journal recovered"
                 );
+                lost = report.lost.iter().map(|l| l.to_string()).collect();
                 Box::new(journal)
             }
         };
@@ -272,8 +278,10 @@ impl Shell {
             overdue_grace: cfg.overdue_grace,
             greeting_timeout: cfg.greeting_timeout,
             hub_id,
+            answer_reserve: cfg.answer_reserve,
         };
-        let core = Core::new(core_cfg, store, router, rec, now);
+        let mut core = Core::new(core_cfg, store, router, rec, now);
+        core.note_journal_lost(lost);
         Ok(Shell {
             poll,
             listeners,

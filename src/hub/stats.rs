@@ -124,8 +124,16 @@ pub struct HubSnapshot {
     pub protocol_errors: u64,
     /// Journal segment files in use (0 without a journal).
     pub journal_segments: usize,
-    /// Whether the journal could not grow at its last attempt (disk full).
+    /// Whether the journal could not grow at its last attempt (disk full): new requests are
+    /// refused until the work already accepted has drained or space is freed.
     pub journal_full: bool,
+    /// Bytes the journal keeps in reserve for the answers and confirmations that accepted
+    /// requests still need to write.
+    pub journal_owed: u64,
+    /// Durable records that recovery found damaged or missing at this start (only with
+    /// `--recovery salvage`; the default mode refuses to start): where, how many, and the
+    /// session and request ids of the damaged records it could read.
+    pub journal_lost: Vec<String>,
     /// Timers set (deadlines, retries, keep-alives; stale ones included).
     pub timers: usize,
 }

@@ -5,7 +5,7 @@
 
 use std::io;
 
-use crate::journal::{AppendError, Journal, Pos};
+use crate::journal::{AppendError, Draw, Journal, Pos};
 
 /// Records kept in memory, for a hub running without a journal (nothing survives a restart).
 /// A slab: a position is a slot number plus one (0 names a record that was not kept).
@@ -36,9 +36,25 @@ impl MemStore {
 /// Where the hub core keeps requests and replies. Positions name records; a record stays
 /// readable while it is pinned. The core appends and pins; the I/O shell commits.
 pub trait Store {
-    /// Appends a record. Stores that keep nothing durable may keep only the records that are
-    /// pinned later (`keep`), and answer position 0 for the others.
-    fn append(&mut self, kind: u8, parts: &[&[u8]], keep: bool) -> Result<Pos, AppendError>;
+    /// Appends a record, drawing on the store's space as `draw` says (the journal keeps a
+    /// reserve for what accepted work still needs to write). Stores that keep nothing durable
+    /// may keep only the records that are pinned later (`keep`), and answer position 0 for the
+    /// others.
+    fn append(
+        &mut self,
+        kind: u8,
+        parts: &[&[u8]],
+        keep: bool,
+        draw: Draw,
+    ) -> Result<Pos, AppendError>;
+    /// Counts `n` more bytes as owed to accepted work (recovery).
+    fn owe(&mut self, n: u64);
+    /// `n` bytes are owed no more (work that finished without writing its records).
+    fn release(&mut self, n: u64);
+    /// Bytes owed to accepted work (0 in memory).
+    fn owed(&self) -> u64;
+    /// Called when the hub is idle (the journal makes its last durability mark durable).
+    fn idle(&mut self);
     /// The record at `p`: its kind and payload.
     fn read(&self, p: Pos) -> Option<(u8, &[u8])>;
     /// Keeps the record at `p` (pins count).
@@ -59,8 +75,26 @@ pub trait Store {
 }
 
 impl Store for Journal {
-    fn append(&mut self, kind: u8, parts: &[&[u8]], _keep: bool) -> Result<Pos, AppendError> {
-        Journal::append(self, kind, parts)
+    fn append(
+        &mut self,
+        kind: u8,
+        parts: &[&[u8]],
+        _keep: bool,
+        draw: Draw,
+    ) -> Result<Pos, AppendError> {
+        Journal::append_draw(self, kind, parts, draw)
+    }
+    fn owe(&mut self, n: u64) {
+        Journal::owe(self, n)
+    }
+    fn release(&mut self, n: u64) {
+        Journal::release(self, n)
+    }
+    fn owed(&self) -> u64 {
+        Journal::owed(self)
+    }
+    fn idle(&mut self) {
+        Journal::idle(self)
     }
     fn read(&self, p: Pos) -> Option<(u8, &[u8])> {
         Journal::read(self, p)
@@ -89,7 +123,19 @@ impl Store for Journal {
 }
 
 impl Store for MemStore {
-    fn append(&mut self, kind: u8, parts: &[&[u8]], keep: bool) -> Result<Pos, AppendError> {
+    fn owe(&mut self, _n: u64) {}
+    fn release(&mut self, _n: u64) {}
+    fn owed(&self) -> u64 {
+        0
+    }
+    fn idle(&mut self) {}
+    fn append(
+        &mut self,
+        kind: u8,
+        parts: &[&[u8]],
+        keep: bool,
+        _draw: Draw,
+    ) -> Result<Pos, AppendError> {
         if !keep {
             return Ok(0);
         }

@@ -18,7 +18,9 @@
 //! One writer: the hub's thread. A failed fdatasync is fatal: the process exits rather than
 //! acknowledge what may not be on disk.
 
+pub mod disk;
 pub mod record;
+mod recover;
 mod segment;
 mod sync;
 
@@ -29,8 +31,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use segment::Segment;
+pub use recover::{Lost, Region};
 pub use segment::SEGMENT_HEADER;
+use segment::{Mark, Segment};
 
 /// Where a record is: `segment seq << 32 | offset`. Positions grow with every append, so they
 /// double as log sequence numbers.
@@ -104,8 +107,17 @@ pub struct JournalConfig {
     pub durability: Durability,
     /// What recovery does with damage.
     pub recovery: RecoveryMode,
-    /// Most reclaimed segments kept for recycling; the rest are deleted.
+    /// Most reclaimed segments kept for recycling beyond what the reserve needs; the rest
+    /// are deleted.
     pub keep_free: usize,
+    /// The largest record drawn from the reserve ([`Draw::Owed`]): room for one is kept per
+    /// segment the reserve spans, since a record never straddles two segments.
+    pub owed_record: usize,
+    /// Says what a damaged record looks like from its kind and first payload bytes, in
+    /// recovery's reports (the journal itself does not know what its records mean).
+    pub describe: Option<fn(u8, &[u8]) -> String>,
+    /// The file operations that can fail (a test puts its own here).
+    pub disk: Arc<dyn disk::Disk>,
 }
 
 impl JournalConfig {
@@ -117,6 +129,9 @@ impl JournalConfig {
             durability: Durability::Batch,
             recovery: RecoveryMode::TolerateTailCorruption,
             keep_free: 2,
+            owed_record: 4096,
+            describe: None,
+            disk: Arc::new(disk::OsDisk),
         }
     }
 }
@@ -142,6 +157,24 @@ impl std::fmt::Display for AppendError {
     }
 }
 
+/// What an append may use of the space the journal has allocated ("on hand": the rest of the
+/// active segment and the spare segments ready). The journal keeps on hand what it owes: the
+/// records that work it accepted still needs (answers, confirmations), so those can be written
+/// when the disk is full.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Draw {
+    /// Only what is not owed: fails with [`AppendError::Full`] rather than eat into the
+    /// reserve (a delivery note, a forward).
+    Spare,
+    /// New work: like `Spare`, and on success `n` more bytes are owed (the records the work
+    /// will need to finish). Its failure makes the journal full ([`Journal::is_full`]), its
+    /// success ends that.
+    New(u32),
+    /// A record the journal owes: may use the reserve; `n` bytes are owed no more, whether or
+    /// not the append succeeds.
+    Owed(u32),
+}
+
 struct SegState {
     seg: Segment,
     pins: u64,
@@ -160,6 +193,9 @@ pub struct RecoveryReport {
     pub bytes: u64,
     /// What was cut or skipped, in words.
     pub damage: Vec<String>,
+    /// Durable records found damaged or missing (salvage only: the default mode refuses to
+    /// start instead).
+    pub lost: Vec<Lost>,
 }
 
 /// The journal. Owned by one thread (the hub's).
@@ -176,6 +212,16 @@ pub struct Journal {
     preparer: sync::Preparer,
     _lock: File,
     full: bool,
+    /// Records in the active segment (SEAL not counted), for its durability mark.
+    active_records: u32,
+    /// Header slot of the next durability mark written from this thread (`none`, `always`).
+    mark_slot: usize,
+    /// A mark was written and no sync has covered it yet (`always`: [`Journal::idle`]).
+    mark_unsynced: Option<Arc<File>>,
+    /// Bytes owed to accepted work (see [`Draw`]).
+    owed: u64,
+    /// While full: no new segment is tried before this.
+    retry_at: Option<std::time::Instant>,
 }
 
 impl Journal {
@@ -196,13 +242,14 @@ impl Journal {
         }
         std::fs::create_dir_all(&cfg.dir)?;
         let lock = crate::sys::lock_dir(&cfg.dir)?;
+        let salvage = cfg.recovery == RecoveryMode::Salvage;
         let mut report = RecoveryReport::default();
         let mut seqs = list_segments(&cfg.dir)?;
         seqs.sort_unstable();
         let mut segments = BTreeMap::new();
-        let mut write_off = SEGMENT_HEADER;
-        let mut last_sealed = false;
-        let mut tail: Option<(u64, usize, bool)> = None;
+        let mut refused: Vec<String> = Vec::new();
+        // (seq, where its records end, sealed, records) of the last segment read.
+        let mut tail: Option<(u64, usize, bool, u32)> = None;
         let last = seqs.last().copied();
         for (i, &seq) in seqs.iter().enumerate() {
             let is_last = Some(seq) == last;
@@ -211,78 +258,118 @@ impl Journal {
                     "segment {} is missing",
                     file_name_range(seqs[i - 1] + 1, seq)
                 );
-                if cfg.recovery == RecoveryMode::Salvage {
-                    tracing::error!("journal: {msg}; salvaging what follows");
-                    report.damage.push(msg);
-                } else {
+                if !salvage {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         format!("journal in {}: {msg}", cfg.dir.display()),
                     ));
                 }
+                tracing::error!("journal: {msg}; salvaging what follows");
+                report.lost.push(Lost {
+                    segment: cfg.dir.join(file_name_range(seqs[i - 1] + 1, seq)),
+                    regions: Vec::new(),
+                    records: None,
+                    cut_to: None,
+                    kept: Vec::new(),
+                    describe: None,
+                });
+                report.damage.push(msg);
             }
             let path = cfg.dir.join(segment::file_name(seq));
-            if is_last {
-                // A last segment cut short (by a crash mid-creation, or by hand) is extended to
-                // full size first, so appends can go on in it and it can always be sealed.
+            let orig_len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if is_last && orig_len < cfg.segment_size as u64 {
+                // A last segment cut short is extended to full size first, so appends can go
+                // on in it and it can always be sealed. (Whether the cut lost durable records
+                // is told by its header: the size it was made with, and its mark.)
                 if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&path) {
-                    if f.metadata()?.len() < cfg.segment_size as u64 {
-                        crate::sys::allocate(&f, cfg.segment_size as u64)?;
-                    }
+                    cfg.disk.allocate(&f, cfg.segment_size as u64)?;
                 }
             }
             // A file with a segment's name always got its header before its name (see
             // Segment::recycle), so a bad header is damage, never an unfinished creation.
-            let seg = match Segment::open(&path, seq) {
+            let mut seg = match Segment::open(&path, seq) {
                 Ok(s) => s,
-                Err(e) if cfg.recovery == RecoveryMode::Salvage => {
+                Err(e) if salvage => {
                     tracing::error!("journal: {e}; skipping it");
+                    report.lost.push(Lost {
+                        segment: path.clone(),
+                        regions: Vec::new(),
+                        records: None,
+                        cut_to: None,
+                        kept: Vec::new(),
+                        describe: None,
+                    });
                     report.damage.push(e.to_string());
                     continue;
                 }
                 Err(e) => return Err(e),
             };
             report.segments += 1;
-            let seed = record::seed(seq);
-            let mut at = SEGMENT_HEADER;
-            let mut sealed = false;
-            let end = loop {
-                match record::scan_seeded(seg.data(), seed, at) {
-                    record::Scan::Record {
-                        kind,
-                        payload,
-                        next,
-                    } => {
-                        report.records += 1;
-                        report.bytes += (next - at) as u64;
-                        if kind == record::KIND_SEAL {
-                            sealed = true;
-                            break next;
-                        }
-                        each(pos(seq, at), kind, payload);
-                        at = next;
-                    }
-                    record::Scan::End => break at,
-                    record::Scan::Invalid(why) => {
-                        let msg = format!("{} at offset {at}: {why}", path.display());
-                        if is_last || cfg.recovery == RecoveryMode::Salvage {
-                            tracing::warn!("journal: {msg}; cutting the rest of the segment");
-                            report.damage.push(msg);
-                            break at;
-                        }
-                        return Err(io::Error::new(io::ErrorKind::InvalidData, msg));
-                    }
-                }
-            };
-            if !is_last && !sealed {
-                let msg = format!("{} ends without its seal record", path.display());
-                if cfg.recovery != RecoveryMode::Salvage {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, msg));
-                }
+            let scanned = recover::scan_segment(&seg, is_last, orig_len, &mut report, &mut each);
+            if let Some((from, to, why)) = scanned.torn {
+                let kept = recover::keep_aside(&cfg.dir, &path, seg.data(), from, to);
+                let msg = format!(
+                    "{} at offset {from}: {why}; cutting the rest of the segment (it was never \
+                     durable){}",
+                    path.display(),
+                    kept.map(|k| format!("; its bytes are kept in {}", k.display()))
+                        .unwrap_or_default()
+                );
+                tracing::warn!("journal: {msg}");
                 report.damage.push(msg);
             }
+            if let Some(mut lost) = scanned.lost.clone() {
+                lost.describe = cfg.describe;
+                if !salvage {
+                    refused.push(lost.to_string());
+                } else {
+                    // Keep the damaged bytes, then repair: a PAD over each stretch the records
+                    // go on after, a SEAL after the last record of an older segment.
+                    for r in &lost.regions {
+                        let (from, to) = (r.from as usize, r.to as usize);
+                        if let Some(k) = recover::keep_aside(&cfg.dir, &path, seg.data(), from, to)
+                        {
+                            lost.kept.push(k);
+                        }
+                        if to <= scanned.end {
+                            recover::pad(seg.data_mut(), seq, from, to);
+                        }
+                    }
+                    if !is_last && !scanned.sealed {
+                        let end = scanned.end;
+                        let dirty = recover::dirty_end(seg.data(), end);
+                        seg.data_mut()[end..dirty].fill(0);
+                        if end + record::encoded_len(8) <= seg.len() {
+                            record::encode(
+                                &mut seg.data_mut()[end..],
+                                seq,
+                                record::KIND_SEAL,
+                                &[&(seq + 1).to_le_bytes()],
+                            );
+                        }
+                    }
+                    cfg.disk.sync_data(&seg.file)?;
+                    tracing::error!(
+                        "journal: {lost}; salvaged: the records after the damage are kept{}",
+                        if lost.kept.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                ", the damaged bytes are in {}",
+                                lost.kept
+                                    .iter()
+                                    .map(|k| k.display().to_string())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        }
+                    );
+                    report.damage.push(lost.to_string());
+                    report.lost.push(lost);
+                }
+            }
             // The last segment read is where appends go on (whatever was skipped after it).
-            tail = Some((seq, end, sealed));
+            tail = Some((seq, scanned.end, scanned.sealed, scanned.records));
             segments.insert(
                 seq,
                 SegState {
@@ -292,24 +379,48 @@ impl Journal {
                 },
             );
         }
-        if let Some((seq, end, sealed)) = tail {
+        if !refused.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "journal in {}: records that were durable (acknowledged) are damaged or \
+                     missing: {}. Nothing was changed; to start without them use --recovery \
+                     salvage, which keeps the damaged bytes in {} and reports what was lost",
+                    cfg.dir.display(),
+                    refused.join("; "),
+                    cfg.dir.join("damaged").display()
+                ),
+            ));
+        }
+        let mut write_off = SEGMENT_HEADER;
+        let mut last_sealed = false;
+        let mut active_records = 0;
+        if let Some((seq, end, sealed, records)) = tail {
             write_off = end;
             last_sealed = sealed;
+            active_records = records;
             if let Some(st) = segments.get_mut(&seq) {
                 // Zero what follows the last good record, so nothing stale is read after it.
-                let data = st.seg.data_mut();
-                let dirty_end = data[end..]
-                    .iter()
-                    .rposition(|b| *b != 0)
-                    .map(|p| end + p + 1)
-                    .unwrap_or(end);
-                if dirty_end > end {
-                    data[end..dirty_end].fill(0);
-                    st.seg.file.sync_data()?;
+                let dirty_end = recover::dirty_end(st.seg.data(), end);
+                let mut changed = dirty_end > end;
+                st.seg.data_mut()[end..dirty_end].fill(0);
+                // The mark says what is there now (salvage may have cut below the old one).
+                let mark = Mark {
+                    end: end as u32,
+                    records,
+                };
+                if st.seg.has_marks() && st.seg.mark().is_some_and(|m| m != mark) {
+                    for slot in 0..2 {
+                        segment::write_mark(&*cfg.disk, &st.seg.file, seq, slot, mark)?;
+                    }
+                    changed = true;
+                }
+                if changed {
+                    cfg.disk.sync_data(&st.seg.file)?;
                 }
             }
         }
-        let preparer = sync::Preparer::start(cfg.dir.clone(), cfg.segment_size);
+        let preparer = sync::Preparer::start(cfg.disk.clone(), cfg.dir.clone(), cfg.segment_size);
         let last_seq = segments.keys().next_back().copied();
         let active = match last_seq {
             Some(s) if !last_sealed => s,
@@ -317,7 +428,7 @@ impl Journal {
                 // No segment yet, or the last one was sealed: start a new one. (Appends always
                 // leave room for a seal, so an unsealed last segment can take more records.)
                 let seq = other.map(|s| s + 1).unwrap_or(1);
-                let seg = Segment::create(&cfg.dir, seq, cfg.segment_size)?;
+                let seg = Segment::create(&*cfg.disk, &cfg.dir, seq, cfg.segment_size)?;
                 segments.insert(
                     seq,
                     SegState {
@@ -327,12 +438,13 @@ impl Journal {
                     },
                 );
                 write_off = SEGMENT_HEADER;
+                active_records = 0;
                 seq
             }
         };
         let durable = Arc::new(AtomicU64::new(pos(active, write_off)));
         let syncer = (cfg.durability == Durability::Batch)
-            .then(|| sync::Syncer::start(durable.clone(), wake));
+            .then(|| sync::Syncer::start(cfg.disk.clone(), durable.clone(), wake));
         preparer.request(active + 1);
         Ok((
             Journal {
@@ -347,9 +459,154 @@ impl Journal {
                 preparer,
                 _lock: lock,
                 full: false,
+                active_records,
+                mark_slot: 0,
+                mark_unsynced: None,
+                owed: 0,
+                retry_at: None,
             },
             report,
         ))
+    }
+
+    /// Appends a record that draws on the journal's space as `draw` says (see [`Draw`]).
+    pub fn append_draw(
+        &mut self,
+        kind: u8,
+        parts: &[&[u8]],
+        draw: Draw,
+    ) -> Result<Pos, AppendError> {
+        match draw {
+            Draw::Owed(n) => {
+                let r = self.append(kind, parts);
+                self.owed = self.owed.saturating_sub(n as u64);
+                r
+            }
+            Draw::Spare | Draw::New(_) => {
+                let extra = match draw {
+                    Draw::New(n) => n as u64,
+                    _ => 0,
+                };
+                let len: usize = parts.iter().map(|p| p.len()).sum();
+                let need = record::encoded_len(len) as u64;
+                let want = self.owed + extra + self.slack(self.owed + extra);
+                if self.on_hand_after(need) < want {
+                    self.top_up(need, want)?;
+                }
+                let p = self.append(kind, parts)?;
+                self.owed += extra;
+                if self.full && matches!(draw, Draw::New(_)) {
+                    self.full = false;
+                    tracing::info!("journal: room for new work again");
+                }
+                if !self.preparer.pending() && self.wants_spare() {
+                    self.preparer.request(self.active + 1);
+                }
+                Ok(p)
+            }
+        }
+    }
+
+    /// Counts `n` more bytes as owed (recovery: the work it found unfinished).
+    pub fn owe(&mut self, n: u64) {
+        self.owed += n;
+    }
+
+    /// `n` bytes are owed no more (work that finished without writing what it reserved).
+    pub fn release(&mut self, n: u64) {
+        self.owed = self.owed.saturating_sub(n);
+    }
+
+    /// Bytes owed to accepted work.
+    pub fn owed(&self) -> u64 {
+        self.owed
+    }
+
+    /// Room for records in a whole segment.
+    fn usable(&self) -> u64 {
+        (self.cfg.segment_size - SEGMENT_HEADER - record::encoded_len(8)) as u64
+    }
+
+    fn active_room(&self) -> u64 {
+        let len = self
+            .segments
+            .get(&self.active)
+            .map(|st| st.seg.len())
+            .unwrap_or(0);
+        len.saturating_sub(self.write_off + record::encoded_len(8)) as u64
+    }
+
+    /// Space allocated and not written: the rest of the active segment and the spares ready.
+    pub fn on_hand(&self) -> u64 {
+        self.active_room() + self.free.len() as u64 * self.usable()
+    }
+
+    /// What is on hand after appending `need` bytes (a roll loses the rest of the active
+    /// segment).
+    fn on_hand_after(&self, need: u64) -> u64 {
+        let room = self.active_room();
+        if need <= room {
+            self.on_hand() - need
+        } else {
+            (self.on_hand() - room).saturating_sub(need)
+        }
+    }
+
+    /// What `owed` bytes may lose to segment ends: one owed record per segment they span.
+    fn slack(&self, owed: u64) -> u64 {
+        if owed == 0 {
+            return 0;
+        }
+        (owed / self.usable() + 1) * self.cfg.owed_record as u64
+    }
+
+    /// Whether one more spare would keep a segment's worth of room beyond what is owed.
+    fn wants_spare(&self) -> bool {
+        self.on_hand() < self.owed + self.slack(self.owed) + self.usable()
+    }
+
+    /// Gets spares until appending `need` bytes leaves `want` on hand: prepared ones first,
+    /// then one made here. Fails with `Full` when no segment can be made (then it tries again
+    /// at most every half second).
+    fn top_up(&mut self, need: u64, want: u64) -> Result<(), AppendError> {
+        while self.on_hand_after(need) < want {
+            if let Some(s) = self.preparer.take() {
+                self.free.push(s);
+                continue;
+            }
+            let now = std::time::Instant::now();
+            if self.retry_at.is_some_and(|t| now < t) {
+                return Err(AppendError::Full(io::Error::from(
+                    io::ErrorKind::StorageFull,
+                )));
+            }
+            let name = format!("h{}-{:016x}", self.active + 1, crate::sys::random_u64());
+            match Segment::create_spare(
+                &*self.cfg.disk,
+                &self.cfg.dir,
+                &name,
+                self.cfg.segment_size,
+            ) {
+                Ok(s) => {
+                    self.retry_at = None;
+                    self.free.push(s);
+                }
+                Err(e) => {
+                    if !self.full {
+                        tracing::error!(
+                            "journal full: no space for new work ({} bytes owed to accepted \
+                             requests, {} on hand): {e}",
+                            self.owed,
+                            self.on_hand()
+                        );
+                    }
+                    self.full = true;
+                    self.retry_at = Some(now + std::time::Duration::from_millis(500));
+                    return Err(AppendError::Full(e));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Appends a record made of `parts` and returns its position. The bytes are in the
@@ -382,6 +639,7 @@ impl Journal {
             .ok_or_else(|| AppendError::Full(io::Error::other("active segment missing")))?;
         let n = record::encode_seeded(&mut st.seg.data_mut()[at..], st.seed, kind, parts);
         self.write_off = at + n;
+        self.active_records += 1;
         if self
             .touched
             .last()
@@ -405,6 +663,7 @@ impl Journal {
             Some(s) => s,
             // Named apart from the preparer's spares, which may be in the making.
             None => match Segment::create_spare(
+                &*self.cfg.disk,
                 &self.cfg.dir,
                 &format!("h{next}"),
                 self.cfg.segment_size,
@@ -433,13 +692,13 @@ impl Journal {
                 &[&next.to_le_bytes()],
             );
             if self.cfg.durability != Durability::None {
-                sync::sync_or_die(&st.seg.file);
+                sync::sync_or_die(&*self.cfg.disk, &st.seg.file);
             }
         }
         // 2. Give the next its header, then its name: a file with a segment's name always has
         //    a valid header, whenever the hub dies. If that fails, the seal is taken back and
         //    the active segment stays as it was.
-        let seg = match ready.recycle(&self.cfg.dir, next) {
+        let seg = match ready.recycle(&*self.cfg.disk, &self.cfg.dir, next) {
             Ok(seg) => seg,
             Err(e) => {
                 if let Some(st) = self.segments.get_mut(&seq) {
@@ -474,8 +733,10 @@ impl Journal {
         );
         self.active = next;
         self.write_off = SEGMENT_HEADER;
-        // One spare in the making at most, and none while reclaimed segments are at hand.
-        if self.free.is_empty() && !self.preparer.pending() {
+        self.active_records = 0;
+        // One spare in the making at most, and none while reclaimed segments are at hand
+        // (unless the reserve needs more).
+        if (self.free.is_empty() || self.wants_spare()) && !self.preparer.pending() {
             self.preparer.request(next + 1);
         }
         self.reclaim();
@@ -493,25 +754,64 @@ impl Journal {
     }
 
     /// Ends a round of appends: `always` syncs here; `batch` hands the work to the syncer.
-    /// A failed sync is fatal (see the module docs).
+    /// A failed sync is fatal (see the module docs). After each sync the active segment's
+    /// durability mark says how far its records are durable (written before `durable` moves,
+    /// so a mark never lags what was acknowledged; made durable by the next sync).
     pub fn commit(&mut self) {
         if self.touched.is_empty() {
             return;
         }
         let upto = self.written();
         let files = std::mem::take(&mut self.touched);
+        let mark = self.segments.get(&self.active).map(|st| {
+            (
+                st.seg.file.clone(),
+                self.active,
+                Mark {
+                    end: self.write_off as u32,
+                    records: self.active_records,
+                },
+            )
+        });
         match self.cfg.durability {
-            Durability::None => {}
+            Durability::None => {
+                // Nothing is synced: the mark in the page cache survives what `none` promises
+                // to survive (a kill of the hub), and tells a later cut from a torn tail.
+                if let Some((file, seq, m)) = mark {
+                    self.put_mark(&file, seq, m);
+                }
+            }
             Durability::Always => {
                 for f in &files {
-                    sync::sync_or_die(f);
+                    sync::sync_or_die(&*self.cfg.disk, f);
+                }
+                if let Some((file, seq, m)) = mark {
+                    self.put_mark(&file, seq, m);
+                    self.mark_unsynced = Some(file);
                 }
                 self.durable.store(upto, Ordering::Release);
             }
             Durability::Batch => {
                 if let Some(s) = &self.syncer {
-                    s.request(upto, files);
+                    s.request(upto, mark, files);
                 }
+            }
+        }
+    }
+
+    fn put_mark(&mut self, file: &File, seq: u64, m: Mark) {
+        if let Err(e) = segment::write_mark(&*self.cfg.disk, file, seq, self.mark_slot, m) {
+            tracing::warn!("journal: cannot write the durability mark of segment {seq}: {e}");
+        }
+        self.mark_slot ^= 1;
+    }
+
+    /// Called when the hub has been idle a while: under `always`, makes the last durability
+    /// mark durable (under `batch` the syncer does it on its own).
+    pub fn idle(&mut self) {
+        if self.touched.is_empty() {
+            if let Some(f) = self.mark_unsynced.take() {
+                sync::sync_or_die(&*self.cfg.disk, &f);
             }
         }
     }
@@ -550,13 +850,13 @@ impl Journal {
             let Some(st) = self.segments.remove(&seq) else {
                 return;
             };
-            let keep =
-                self.free.len() < self.cfg.keep_free && st.seg.len() == self.cfg.segment_size;
+            let keep = (self.free.len() < self.cfg.keep_free || self.wants_spare())
+                && st.seg.len() == self.cfg.segment_size;
             if keep {
                 // Out of the segment sequence at once: a kept file must not look like a live
                 // segment to recovery.
                 let path = st.seg.path.clone();
-                match st.seg.retire(&self.cfg.dir) {
+                match st.seg.retire(&*self.cfg.disk, &self.cfg.dir) {
                     Ok(seg) => self.free.push(seg),
                     Err(e) => {
                         tracing::warn!("journal: cannot keep segment {seq} for reuse: {e}");

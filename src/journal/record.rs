@@ -15,6 +15,10 @@ pub const RECORD_HEADER: usize = 9;
 /// Kind of the record that seals a segment: the writer moved on to the next one.
 pub const KIND_SEAL: u8 = 0xff;
 
+/// Kind of the record salvage writes over damaged bytes (kept aside first), so the segment
+/// reads whole again; recovery skips it.
+pub const KIND_PAD: u8 = 0xfe;
+
 /// What is at an offset of a segment.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Scan<'a> {

@@ -7,14 +7,21 @@ use std::sync::Arc;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
-use super::segment::Segment;
+use super::disk::Disk;
+use super::segment::{self, Mark, Segment};
 use super::Pos;
+
+/// A durability mark to write after a sync: the segment's file, its number, the mark.
+pub type MarkNote = Option<(Arc<File>, u64, Mark)>;
+
+/// How long the syncer waits for more work before it syncs a mark no sync has covered yet.
+const IDLE_MARK_SYNC: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// fdatasync, or exit: after a failed sync the kernel may have dropped the dirty pages, so
 /// nothing written since the last good sync can be trusted (and retrying can report success
 /// falsely). The hub stops rather than acknowledge what may be lost; a restart recovers.
-pub fn sync_or_die(f: &File) {
-    if let Err(e) = f.sync_data() {
+pub fn sync_or_die(disk: &dyn Disk, f: &File) {
+    if let Err(e) = disk.sync_data(f) {
         tracing::error!("journal: fdatasync failed: {e}; stopping the hub");
         eprintln!("dco: journal fdatasync failed: {e}; stopping");
         std::process::exit(70);
@@ -23,16 +30,20 @@ pub fn sync_or_die(f: &File) {
 
 /// The group-commit thread: each sync covers everything written before it started.
 pub struct Syncer {
-    tx: Sender<(Pos, Vec<Arc<File>>)>,
+    tx: Sender<(Pos, MarkNote, Vec<Arc<File>>)>,
 }
 
 impl Syncer {
     /// Starts the thread; it publishes progress in `durable` and calls `wake` after each sync.
-    pub fn start(durable: Arc<AtomicU64>, wake: Box<dyn Fn() + Send>) -> Syncer {
-        let (tx, rx) = unbounded::<(Pos, Vec<Arc<File>>)>();
+    pub fn start(
+        disk: Arc<dyn Disk>,
+        durable: Arc<AtomicU64>,
+        wake: Box<dyn Fn() + Send>,
+    ) -> Syncer {
+        let (tx, rx) = unbounded::<(Pos, MarkNote, Vec<Arc<File>>)>();
         std::thread::Builder::new()
             .name("dco-journal-sync".into())
-            .spawn(move || run(rx, durable, wake))
+            .spawn(move || run(&*disk, rx, durable, wake))
             .map(|_| ())
             .unwrap_or_else(|e| {
                 eprintln!("dco: cannot start the journal syncer: {e}");
@@ -41,28 +52,68 @@ impl Syncer {
         Syncer { tx }
     }
 
-    /// Asks for everything up to `upto`, in `files`, to be synced.
-    pub fn request(&self, upto: Pos, files: Vec<Arc<File>>) {
-        let _ = self.tx.send((upto, files));
+    /// Asks for everything up to `upto`, in `files`, to be synced, and `mark` to be written
+    /// after.
+    pub fn request(&self, upto: Pos, mark: MarkNote, files: Vec<Arc<File>>) {
+        let _ = self.tx.send((upto, mark, files));
     }
 }
 
-fn run(rx: Receiver<(Pos, Vec<Arc<File>>)>, durable: Arc<AtomicU64>, wake: Box<dyn Fn() + Send>) {
-    while let Ok((mut upto, mut files)) = rx.recv() {
+fn run(
+    disk: &dyn Disk,
+    rx: Receiver<(Pos, MarkNote, Vec<Arc<File>>)>,
+    durable: Arc<AtomicU64>,
+    wake: Box<dyn Fn() + Send>,
+) {
+    let mut slot = 0usize;
+    // The file of the last mark written, until a sync covers it.
+    let mut unsynced: Option<Arc<File>> = None;
+    loop {
+        let (mut upto, mut mark, mut files) = match rx.recv_timeout(IDLE_MARK_SYNC) {
+            Ok(x) => x,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                // Idle: make the last mark durable, so it covers every acknowledgement.
+                if let Some(f) = unsynced.take() {
+                    sync_or_die(disk, &f);
+                }
+                continue;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        };
         // Everything queued meanwhile joins this sync.
-        while let Ok((u, f)) = rx.try_recv() {
-            upto = upto.max(u);
+        while let Ok((u, m, f)) = rx.try_recv() {
+            if u >= upto {
+                upto = u;
+                mark = m.or(mark);
+            }
             for file in f {
                 if !files.iter().any(|x| Arc::ptr_eq(x, &file)) {
                     files.push(file);
                 }
             }
         }
+        if let Some(f) = unsynced.take() {
+            if !files.iter().any(|x| Arc::ptr_eq(x, &f)) {
+                files.push(f);
+            }
+        }
         for f in &files {
-            sync_or_die(f);
+            sync_or_die(disk, f);
+        }
+        // The mark first, then the acknowledgements: a mark never says less than what was
+        // acknowledged (it reaches the disk with the next sync, or when idle).
+        if let Some((file, seq, m)) = mark {
+            if let Err(e) = segment::write_mark(disk, &file, seq, slot, m) {
+                tracing::warn!("journal: cannot write the durability mark of segment {seq}: {e}");
+            }
+            slot ^= 1;
+            unsynced = Some(file);
         }
         durable.fetch_max(upto, Ordering::AcqRel);
         wake();
+    }
+    if let Some(f) = unsynced {
+        sync_or_die(disk, &f);
     }
 }
 
@@ -79,7 +130,7 @@ pub struct Preparer {
 
 impl Preparer {
     /// Starts the thread for segments of `size` bytes in `dir`.
-    pub fn start(dir: PathBuf, size: usize) -> Preparer {
+    pub fn start(disk: Arc<dyn Disk>, dir: PathBuf, size: usize) -> Preparer {
         let (req_tx, req_rx) = unbounded::<u64>();
         let (seg_tx, seg_rx) = unbounded::<Option<Segment>>();
         let spawned = std::thread::Builder::new()
@@ -89,7 +140,7 @@ impl Preparer {
                     // A name no other writer can be using (another journal's preparer, in
                     // this process or not, may still be finishing a spare in this directory).
                     let name = format!("p{n}-{:016x}", crate::sys::random_u64());
-                    match Segment::create_spare(&dir, &name, size) {
+                    match Segment::create_spare(&*disk, &dir, &name, size) {
                         Ok(s) => {
                             if seg_tx.send(Some(s)).is_err() {
                                 return;

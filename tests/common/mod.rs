@@ -81,6 +81,8 @@ pub struct Hub {
     pub unix: PathBuf,
     pub dir: TempDir,
     pub extra: Vec<String>,
+    /// Environment variables set for the hub (and its restarts).
+    pub env: Vec<(String, String)>,
 }
 
 /// Where a test hub's log goes: a file named after its data directory in the system's
@@ -95,7 +97,12 @@ fn hub_log(dir: &Path) -> PathBuf {
     std::env::temp_dir().join(format!("dco-test-log{name}.log"))
 }
 
-fn spawn_hub(listen: &str, dir: &Path, extra: &[String]) -> (Proc, String) {
+fn spawn_hub(
+    listen: &str,
+    dir: &Path,
+    extra: &[String],
+    env: &[(String, String)],
+) -> (Proc, String) {
     let addr_file = dir.join("hub.addr");
     let _ = std::fs::remove_file(&addr_file);
     // The log goes to a file, shown only if the test fails (see Hub's Drop).
@@ -112,6 +119,7 @@ fn spawn_hub(listen: &str, dir: &Path, extra: &[String]) -> (Proc, String) {
         .arg(dir)
         .args(extra)
         .env("DCO_LOG", "info")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stderr(log)
         .spawn()
@@ -158,22 +166,32 @@ impl Hub {
 
     /// Starts `dco hub` on the data directory `dir`.
     pub fn start_in(dir: TempDir, extra: &[&str]) -> Hub {
+        Hub::start_env(dir, extra, &[])
+    }
+
+    /// Starts `dco hub` on the data directory `dir` with environment variables `env`.
+    pub fn start_env(dir: TempDir, extra: &[&str], env: &[(&str, &str)]) -> Hub {
         let unix = dir.path().join("dco.sock");
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let (proc, addr) = spawn_hub("127.0.0.1:0", dir.path(), &extra);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (proc, addr) = spawn_hub("127.0.0.1:0", dir.path(), &extra, &env);
         Hub {
             proc,
             addr,
             unix,
             dir,
             extra,
+            env,
         }
     }
 
     /// Kills the hub with SIGKILL and starts it again on the same address and data directory.
     pub fn kill_and_restart(&mut self) {
         self.proc.kill();
-        let (proc, addr) = spawn_hub(&self.addr, self.dir.path(), &self.extra);
+        let (proc, addr) = spawn_hub(&self.addr, self.dir.path(), &self.extra, &self.env);
         assert_eq!(addr, self.addr);
         self.proc = proc;
     }
@@ -182,7 +200,7 @@ impl Hub {
     /// and data directory.
     pub fn terminate_and_restart(&mut self) {
         assert!(self.proc.terminate(Duration::from_secs(10)).is_some());
-        let (proc, addr) = spawn_hub(&self.addr, self.dir.path(), &self.extra);
+        let (proc, addr) = spawn_hub(&self.addr, self.dir.path(), &self.extra, &self.env);
         assert_eq!(addr, self.addr);
         self.proc = proc;
     }

@@ -9,7 +9,7 @@ use super::{
     micros, protocol, Core, Fatal, Micros, Mode, Req, ReqState, SessionId, Tag, ACK_DELAY,
 };
 use crate::hub::store;
-use crate::journal::Pos;
+use crate::journal::{Draw, Pos};
 use crate::status::Status;
 use crate::wire::{self, Hello, Welcome};
 
@@ -234,7 +234,11 @@ impl Core {
             deadline_us,
             hops: 0,
         });
-        let pos = match self.store.append(records::ACCEPT, &[&head, body], true) {
+        let owed = self.owed_per_request();
+        let pos = match self
+            .store
+            .append(records::ACCEPT, &[&head, body], true, Draw::New(owed))
+        {
             Ok(p) => p,
             Err(e) => {
                 self.counters.busy += 1;
@@ -304,7 +308,10 @@ impl Core {
             self.abandon_delivery(req.tag, super::flights::Fate::Cancelled);
         }
         let rec = records::done(session.0, id);
-        let _ = self.store.append(records::DONE, &[&rec], false);
+        let owed = self.owed_per_request();
+        let _ = self
+            .store
+            .append(records::DONE, &[&rec], false, Draw::Owed(owed));
         self.store.unpin(req.pos);
         if let Some(ss) = self.sessions.get_mut(&session) {
             ss.inflight = ss.inflight.saturating_sub(1);
@@ -364,9 +371,11 @@ impl Core {
         let head = records::reply_head(session.0, id, status.code(), 0);
         match self
             .store
-            .append(records::REPLY, &[&head, msg.as_bytes()], true)
+            .append(records::REPLY, &[&head, msg.as_bytes()], true, Draw::Spare)
         {
             Ok(rpos) => {
+                // Its DONE is owed.
+                self.store.owe(records::DONE_BYTES as u64);
                 self.store.pin(rpos);
                 if let Some(ss) = self.sessions.get_mut(&session) {
                     ss.replies.insert(id, rpos);
@@ -376,7 +385,7 @@ impl Core {
             Err(e) => {
                 // Not held for a resend (the journal is full), but acknowledged all the same,
                 // so a flush waiting for it returns.
-                tracing::warn!(
+                tracing::debug!(
                     "answer to request {id} not journaled: {}",
                     store::describe(&e)
                 );
@@ -406,7 +415,9 @@ impl Core {
         now: Micros,
     ) {
         let accept_pos = req.pos;
+        let owed = self.owed_per_request();
         let Some(ss) = self.sessions.get_mut(&session) else {
+            self.store.release(owed as u64);
             self.store.unpin(accept_pos);
             return;
         };
@@ -419,12 +430,41 @@ impl Core {
         let conn = ss.conn;
         if req.mode == Mode::Oneway {
             let rec = records::done(session.0, request);
-            let _ = self.store.append(records::DONE, &[&rec], false);
+            let _ = self
+                .store
+                .append(records::DONE, &[&rec], false, Draw::Owed(owed));
             self.store.unpin(accept_pos);
             return;
         }
         let head = records::reply_head(session.0, request, status.code(), rcode);
-        match self.store.append(records::REPLY, &[&head, body], true) {
+        let draw = Draw::Owed(owed - records::DONE_BYTES);
+        let kept = match self
+            .store
+            .append(records::REPLY, &[&head, body], true, draw)
+        {
+            Ok(rpos) => Ok(rpos),
+            // No room for the answer itself (the disk is full and it is larger than what the
+            // journal reserved for it): what was reserved holds this note instead, so the
+            // request is finished for good and never runs again. A caller that is here gets
+            // the answer itself below.
+            Err(e) => {
+                let note = format!(
+                    "the request ran (status {}, return code {rcode}), but its answer of {}                      bytes could not be kept: {}",
+                    status.code(),
+                    body.len(),
+                    store::describe(&e)
+                );
+                tracing::warn!("request {request}: {note}");
+                let head = records::reply_head(session.0, request, Status::System.code(), rcode);
+                self.store.append(
+                    records::REPLY,
+                    &[&head, note.as_bytes()],
+                    true,
+                    Draw::Owed(0),
+                )
+            }
+        };
+        match kept {
             Ok(rpos) => {
                 self.store.pin(rpos);
                 if let Some(ss) = self.sessions.get_mut(&session) {
@@ -432,8 +472,9 @@ impl Core {
                 }
                 self.store.unpin(accept_pos);
             }
-            // The journal is full: the answer goes to the caller if it is here, and the request
-            // stays journaled, so a restart runs it again rather than lose its answer.
+            // Not even the note could be written (the reserve was short): the answer goes to
+            // the caller if it is here, and the request stays journaled, so a restart runs it
+            // again rather than lose its answer.
             Err(e) => tracing::warn!(
                 "answer to request {request} not journaled ({}); kept as unanswered",
                 store::describe(&e)
@@ -483,7 +524,12 @@ impl Core {
             return;
         };
         let rec = records::done(session.0, id);
-        let _ = self.store.append(records::DONE, &[&rec], false);
+        let _ = self.store.append(
+            records::DONE,
+            &[&rec],
+            false,
+            Draw::Owed(records::DONE_BYTES),
+        );
         self.store.unpin(rpos);
     }
 

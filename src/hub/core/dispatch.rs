@@ -10,6 +10,7 @@ use super::timers::Timer;
 use super::OUT_PAUSE;
 use super::{micros, protocol, ConnId, Core, Fatal, Micros, ReqState, SessionId, Tag};
 use crate::hub::store;
+use crate::journal::Draw;
 use crate::status::Status;
 use crate::wire::{self, DeliverHead};
 
@@ -186,7 +187,10 @@ impl Core {
                 .at(now + service, Timer::Service(w.token, w.conn));
         }
         let rec = records::deliver(session.0, id, attempt, failures);
-        if let Err(e) = self.store.append(records::DELIVER, &[&rec], false) {
+        if let Err(e) = self
+            .store
+            .append(records::DELIVER, &[&rec], false, Draw::Spare)
+        {
             tracing::debug!("delivery not journaled: {e}");
         }
     }
@@ -340,7 +344,7 @@ impl Core {
                     hops: req.hops as u32 + 1,
                 });
                 self.store
-                    .append(records::ACCEPT, &[&head, body], true)
+                    .append(records::ACCEPT, &[&head, body], true, Draw::Spare)
                     .map_err(|e| {
                         (
                             Status::System,

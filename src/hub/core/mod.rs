@@ -96,6 +96,10 @@ pub struct CoreConfig {
     pub greeting_timeout: Duration,
     /// This hub's id (kept across restarts when it has a journal).
     pub hub_id: u64,
+    /// Bytes of answer body the journal keeps in reserve for each accepted request, so its
+    /// answer can be journaled when the disk is full (larger answers are then replaced by a
+    /// note that says so).
+    pub answer_reserve: u32,
 }
 
 /// A request accepted and not yet answered.
@@ -166,7 +170,12 @@ pub struct Core {
     /// Keys the session tags shown in statistics.
     stats_key: ahash::RandomState,
     started_us: Micros,
+    /// What recovery reported lost at this start (salvage), for the statistics.
+    journal_lost: Vec<String>,
 }
+
+/// The least answer reserve: enough for the note that replaces an answer too large to keep.
+const MIN_ANSWER_RESERVE: u32 = 256;
 
 impl Core {
     /// A core over `store`, holding what `recovered` found in it.
@@ -196,9 +205,20 @@ impl Core {
             quitting: false,
             stats_key: ahash::RandomState::new(),
             started_us: now,
+            journal_lost: Vec::new(),
         };
         core.restore(recovered, now);
         core
+    }
+
+    /// Notes what recovery reported lost (shown in the statistics).
+    pub fn note_journal_lost(&mut self, lost: Vec<String>) {
+        self.journal_lost = lost;
+    }
+
+    /// Bytes the store keeps in reserve for each accepted request until it finishes.
+    fn owed_per_request(&self) -> u32 {
+        records::reserve_for(self.cfg.answer_reserve.max(MIN_ANSWER_RESERVE))
     }
 
     // --- events ------------------------------------------------------------------------------

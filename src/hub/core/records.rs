@@ -35,6 +35,15 @@ pub const ACCEPT_FIXED: usize = 48;
 /// Fixed bytes of a REPLY payload before the body.
 pub const REPLY_FIXED: usize = 24;
 
+/// Bytes a DONE record takes in the journal.
+pub const DONE_BYTES: u32 = (crate::journal::record::RECORD_HEADER + 16) as u32;
+
+/// Bytes the journal keeps in reserve for an accepted request until it finishes: its REPLY
+/// (with up to `answer` bytes of body) and its DONE.
+pub fn reserve_for(answer: u32) -> u32 {
+    (crate::journal::record::RECORD_HEADER + REPLY_FIXED) as u32 + answer + DONE_BYTES
+}
+
 /// A decoded REPLY.
 pub struct Reply<'a> {
     pub session: u64,
@@ -153,4 +162,25 @@ pub fn done(session: u64, request: u64) -> [u8; 16] {
 /// Decodes a DONE payload: (session, request).
 pub fn done_of(p: &[u8]) -> Option<(u64, u64)> {
     (p.len() == 16).then(|| (u64_at(p, 0), u64_at(p, 8)))
+}
+
+/// What a damaged record of `kind` whose payload starts with `first` looks like, for
+/// recovery's reports: every record the hub writes starts with the session and request ids.
+pub fn describe(kind: u8, first: &[u8]) -> String {
+    let name = match kind {
+        ACCEPT | ACCEPT_V1 => "ACCEPT",
+        DELIVER => "DELIVER",
+        REPLY => "REPLY",
+        DONE => "DONE",
+        _ => "a record of unknown kind",
+    };
+    if first.len() >= 16 {
+        format!(
+            "{name} of session {:016x} request {}",
+            u64_at(first, 0),
+            u64_at(first, 8)
+        )
+    } else {
+        name.to_string()
+    }
 }

@@ -84,6 +84,7 @@ impl Core {
             .map(|((s, r), pos)| (pos, s, r))
             .collect();
         pending.sort_unstable();
+        let owed = self.owed_per_request() as u64;
         for (pos, session, request) in pending {
             let Some((proxy, deadline_us, hops, flags)) = self
                 .store
@@ -94,6 +95,7 @@ impl Core {
                 continue;
             };
             self.store.pin(pos);
+            self.store.owe(owed);
             let sid = SessionId(session);
             let mode = Mode::of_flags(flags).unwrap_or(Mode::Sync);
             let (attempt, failures) = rec
@@ -129,6 +131,7 @@ impl Core {
         }
         for ((session, request), rpos) in rec.replies {
             self.store.pin(rpos);
+            self.store.owe(records::DONE_BYTES as u64);
             self.sessions
                 .entry(SessionId(session))
                 .or_insert_with(|| SessionState::new(now))

@@ -89,6 +89,8 @@ impl Core {
                 protocol_errors: self.counters.protocol_errors,
                 journal_segments: self.store.segments(),
                 journal_full: self.store.is_full(),
+                journal_owed: self.store.owed(),
+                journal_lost: self.journal_lost.clone(),
                 timers: self.timers.len(),
             },
             callers,

@@ -61,6 +61,7 @@ impl H {
             overdue_grace: Duration::from_millis(500),
             greeting_timeout: Duration::from_secs(10),
             hub_id: 42,
+            answer_reserve: 4096,
         };
         let router = Router::with_known_file(None, &[5, 6]).unwrap();
         let store = MemStore::default();
@@ -581,7 +582,14 @@ fn deadlines_hold_across_a_restart() {
         deadline_us: T0 + 500 * MS,
         hops: 0,
     });
-    let pos = store.append(records::ACCEPT, &[&head, b"x"], true).unwrap();
+    let pos = store
+        .append(
+            records::ACCEPT,
+            &[&head, b"x"],
+            true,
+            crate::journal::Draw::New(0),
+        )
+        .unwrap();
     store.pin(pos);
     let mut rec = Recovered::default();
     let (kind, payload) = store.read(pos).unwrap();
