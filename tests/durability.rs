@@ -389,3 +389,74 @@ fn a_large_backlog_lives_in_the_journal_not_the_heap() {
         body
     );
 }
+
+#[test]
+fn damaged_acknowledged_requests_stop_the_start_and_salvage_names_them() {
+    let mut hub = Hub::start(&["--proxy-ids", "1"]);
+    let mut s = session(&hub.addr);
+    for i in 0..300u32 {
+        s.write(format!("damaged-journal request {i:06}").as_bytes())
+            .unwrap();
+        s.send(1, true, false).unwrap();
+    }
+    // Every one acknowledged: durable, and the caller will never send them again.
+    s.flush().unwrap();
+    let sid = s.session_id();
+    drop(s);
+    assert!(hub.proc.terminate(Duration::from_secs(10)).is_some());
+    // One byte of request 151's body goes bad on the disk.
+    let journal = hub.dir.path().join("journal");
+    let seg = std::fs::read_dir(&journal)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .max()
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let needle = b"damaged-journal request 000150";
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the request's body is in the journal");
+    bytes[at + 5] ^= 0x20;
+    std::fs::write(&seg, &bytes).unwrap();
+
+    // The default mode refuses to start, and says where, how many and which request.
+    let out = Command::new(common::dco_bin())
+        .args(["hub", "--listen", "127.0.0.1:0", "--data"])
+        .arg(hub.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the hub started over lost durable records"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("1 durable record(s) lost"), "{err}");
+    assert!(
+        err.contains(&format!("session {sid:016x} request 151")),
+        "{err}"
+    );
+    assert!(err.contains("--recovery salvage"), "{err}");
+    // Nothing was changed on disk.
+    assert_eq!(std::fs::read(&seg).unwrap(), bytes);
+
+    // Salvage starts, reports the lost request in its statistics, keeps the damaged bytes,
+    // and serves the other 299.
+    hub.extra
+        .extend(["--recovery".to_string(), "salvage".to_string()]);
+    hub.kill_and_restart();
+    let st = hub.stats();
+    let lost = st["hub"]["journal_lost"][0].as_str().unwrap().to_string();
+    assert!(lost.contains("1 durable record(s) lost"), "{lost}");
+    assert!(lost.contains(&format!("session {sid:016x} request 151")), "{lost}");
+    assert!(journal.join("damaged").read_dir().unwrap().count() >= 1);
+    assert_eq!(st["proxies"][0]["queued"], 299, "{st}");
+    // Repaired: a later start in the default mode is clean.
+    hub.extra.truncate(hub.extra.len() - 2);
+    hub.terminate_and_restart();
+    assert_eq!(
+        hub.stats()["hub"]["journal_lost"].as_array().unwrap().len(),
+        0
+    );
+}
