@@ -56,7 +56,9 @@ fn a_full_disk_drains_takes_new_work_without_a_restart_and_reruns_nothing_answer
         ],
         &[("FAILPOINTS", &fp)],
     );
-    // From now on the disk is full: no new segment can be allocated.
+    // Once the journal is open (the hub answers), the disk is full: no new segment can be
+    // allocated.
+    hub.stats();
     std::fs::write(&flag, b"").unwrap();
     let mut s = session(&hub.addr);
     let body = vec![7u8; 16 * 1024];
@@ -137,6 +139,7 @@ fn a_failed_fdatasync_stops_the_hub_before_it_acknowledges() {
     let _ = std::fs::remove_file(&flag);
     let fp = format!("journal::sync=return(eio@{})", flag.display());
     let mut hub = Hub::start_env(dir, &["--proxy-ids", "1"], &[("FAILPOINTS", &fp)]);
+    hub.stats();
     let mut s = session(&hub.addr);
     s.write(b"before").unwrap();
     s.send(1, true, false).unwrap();
