@@ -449,7 +449,10 @@ fn damaged_acknowledged_requests_stop_the_start_and_salvage_names_them() {
     let st = hub.stats();
     let lost = st["hub"]["journal_lost"][0].as_str().unwrap().to_string();
     assert!(lost.contains("1 durable record(s) lost"), "{lost}");
-    assert!(lost.contains(&format!("session {sid:016x} request 151")), "{lost}");
+    assert!(
+        lost.contains(&format!("session {sid:016x} request 151")),
+        "{lost}"
+    );
     assert!(journal.join("damaged").read_dir().unwrap().count() >= 1);
     assert_eq!(st["proxies"][0]["queued"], 299, "{st}");
     // Repaired: a later start in the default mode is clean.

@@ -266,8 +266,16 @@ fn every_flip_and_every_cut_of_the_last_segment_loses_nothing_durable_silently()
         bytes[at] ^= 0x5a;
         check(format!("byte {at} flipped"), bytes);
     }
-    for cut in (0..used).step_by(3) {
+    // Cuts of the file anywhere, and at every byte of the last durable records.
+    let near_end = off(pos[durable as usize - 2]) as usize;
+    for cut in (0..used).filter(|c| c % 3 == 0 || *c >= near_end) {
         check(format!("cut at {cut}"), pristine[..cut].to_vec());
+    }
+    // A write torn inside the last durable records: zeros from any byte of them on.
+    for from in near_end..used {
+        let mut bytes = pristine.clone();
+        bytes[from..used].fill(0);
+        check(format!("zeros from {from}"), bytes);
     }
 }
 
