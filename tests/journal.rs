@@ -91,6 +91,12 @@ fn damage(path: &Path, at: u64, bytes: &[u8]) {
 /// Writes `durable` records and commits them (the durability mark covers them), then
 /// `torn` more that no commit covers (as a hub killed before its round ended leaves them).
 fn fill_with_tail(dir: &Path, durable: u32, torn: u32) -> Vec<Pos> {
+    fill_marked(dir, durable, torn, true)
+}
+
+/// As [`fill_with_tail`]; `quiet`: the hub goes quiet after the commit, so the header's mark
+/// is written too (else only the MARK records in the data say what is durable).
+fn fill_marked(dir: &Path, durable: u32, torn: u32, quiet: bool) -> Vec<Pos> {
     let (mut j, _) = open(cfg(dir)).unwrap();
     let mut pos = Vec::new();
     for i in 0..durable + torn {
@@ -98,7 +104,12 @@ fn fill_with_tail(dir: &Path, durable: u32, torn: u32) -> Vec<Pos> {
         j.pin(p);
         pos.push(p);
         if i + 1 == durable {
+            // The round ends (a MARK record says what is durable), and the hub goes quiet
+            // (the header's mark says it too).
             j.commit();
+            if quiet {
+                j.idle();
+            }
         }
     }
     pos
@@ -128,14 +139,20 @@ fn a_torn_last_record_is_cut() {
 }
 
 #[test]
-fn a_truncated_last_segment_file_is_cut_where_nothing_was_durable() {
+fn a_truncated_last_segment_file_is_refused_even_where_nothing_was_durable() {
+    // A segment's file is never shortened: a cut one may have lost durable records whose marks
+    // went with it, so it is refused; salvage keeps what is there.
     let d = TempDir::new("j-trunc");
     let pos = fill_with_tail(d.path(), 2, 1);
     let last = segments(d.path()).last().unwrap().clone();
     let f = OpenOptions::new().write(true).open(&last).unwrap();
     f.set_len(off(pos[2]) + 4).unwrap();
     drop(f);
-    let (mut j, seen) = open(cfg(d.path())).unwrap();
+    let err = open(cfg(d.path())).err().expect("a cut file is refused");
+    assert!(err.to_string().contains("cut"), "{err}");
+    let mut c = cfg(d.path());
+    c.recovery = RecoveryMode::Salvage;
+    let (mut j, seen, _) = open_report(c);
     assert_eq!(seen.len(), 2);
     // Appending into the short file must not crash: the journal rolls to a new segment.
     for i in 0..100 {
@@ -191,6 +208,31 @@ fn flipped_bytes_past_the_mark_cut_the_tail() {
     assert!(d.path().join("damaged").read_dir().unwrap().count() > 0);
 }
 
+#[test]
+fn the_mark_records_alone_tell_damage_from_a_torn_tail() {
+    // No quiet moment after the last round: no header mark, only the MARK record in the data.
+    for victim in [0usize, 5, 9] {
+        let d = TempDir::new("j-mark-records");
+        let pos = fill_marked(d.path(), 10, 3, false);
+        let last = segments(d.path()).last().unwrap().clone();
+        damage(&last, off(pos[victim]) + 12, b"\xff");
+        let err = open(cfg(d.path()))
+            .err()
+            .unwrap_or_else(|| panic!("damage to durable record {victim} went unnoticed"));
+        assert!(
+            err.to_string().contains("1 durable record(s) lost"),
+            "{err}"
+        );
+    }
+    // Past the last MARK: a torn tail.
+    let d = TempDir::new("j-mark-records-tail");
+    let pos = fill_marked(d.path(), 10, 3, false);
+    let last = segments(d.path()).last().unwrap().clone();
+    damage(&last, off(pos[11]) + 12, b"\xff");
+    let (_, seen) = open(cfg(d.path())).unwrap();
+    assert_eq!(seen.len(), 11);
+}
+
 /// The promise of recovery, tried exhaustively on one segment: every single-byte corruption
 /// and every cut of the last segment either loses only records that were never durable, or
 /// is refused with where and what; salvage then starts, reports exactly what it lost, keeps
@@ -241,7 +283,14 @@ fn every_flip_and_every_cut_of_the_last_segment_loses_nothing_durable_silently()
                 c.recovery = RecoveryMode::Salvage;
                 let (j, seen, report) = open_report(c);
                 assert_eq!(report.lost.len(), 1, "{what}: {msg}");
-                let lost = report.lost[0].records.expect("the mark says how many");
+                let lost = match report.lost[0].records {
+                    Some(n) => n,
+                    // Only a cut can hide how many: the marks after it went with it.
+                    None => {
+                        assert!(msg.contains("cut"), "{what}: {msg}");
+                        0
+                    }
+                };
                 let kept = seen
                     .iter()
                     .filter(|(p, _, b)| {
@@ -250,10 +299,12 @@ fn every_flip_and_every_cut_of_the_last_segment_loses_nothing_durable_silently()
                             .is_some_and(|i| *b == body(i as u32))
                     })
                     .count();
-                assert!(
-                    kept as u64 + lost >= durable as u64,
-                    "{what}: {kept} kept, {lost} lost"
-                );
+                if report.lost[0].records.is_some() {
+                    assert!(
+                        kept as u64 + lost >= durable as u64,
+                        "{what}: {kept} kept, {lost} lost"
+                    );
+                }
                 drop(j);
                 let (_, again) =
                     open(cfg(d.path())).unwrap_or_else(|e| panic!("{what}: after salvage: {e}"));

@@ -212,12 +212,23 @@ pub struct Journal {
     preparer: sync::Preparer,
     _lock: File,
     full: bool,
-    /// Records in the active segment (SEAL not counted), for its durability mark.
+    /// Records in the active segment (SEAL not counted), for the durability marks.
     active_records: u32,
-    /// Header slot of the next durability mark written from this thread (`none`, `always`).
+    /// Size of the active segment's file.
+    active_len: usize,
+    /// What the hub may treat as durable: what the policy made durable, once a MARK record
+    /// says so ([`Journal::durable`]).
+    ackable: Pos,
+    /// The end of the last record that is not a MARK ([`Journal::written`]).
+    written_real: Pos,
+    /// The position the last MARK record covers.
+    last_marked: Pos,
+    /// Positions handed to the syncer, with the records before them in their segment.
+    commits: std::collections::VecDeque<(Pos, u32)>,
+    /// Header slot of the next header mark written from this thread (`none`, `always`).
     mark_slot: usize,
-    /// A mark was written and no sync has covered it yet (`always`: [`Journal::idle`]).
-    mark_unsynced: Option<Arc<File>>,
+    /// A header mark not yet written (`none`, `always`: written by [`Journal::idle`]).
+    header_note: sync::MarkNote,
     /// Bytes owed to accepted work (see [`Draw`]).
     owed: u64,
     /// While full: no new segment is tried before this.
@@ -335,6 +346,9 @@ impl Journal {
                             recover::pad(seg.data_mut(), seq, from, to);
                         }
                     }
+                    if is_last {
+                        recover::recount_marks(seg.data_mut(), seq);
+                    }
                     if !is_last && !scanned.sealed {
                         let end = scanned.end;
                         let dirty = recover::dirty_end(seg.data(), end);
@@ -442,6 +456,7 @@ impl Journal {
                 seq
             }
         };
+        let active_len = segments.get(&active).map(|st| st.seg.len()).unwrap_or(0);
         let durable = Arc::new(AtomicU64::new(pos(active, write_off)));
         let syncer = (cfg.durability == Durability::Batch)
             .then(|| sync::Syncer::start(cfg.disk.clone(), durable.clone(), wake));
@@ -460,8 +475,13 @@ impl Journal {
                 _lock: lock,
                 full: false,
                 active_records,
+                active_len,
+                ackable: pos(active, write_off),
+                written_real: pos(active, write_off),
+                last_marked: pos(active, write_off),
+                commits: std::collections::VecDeque::new(),
                 mark_slot: 0,
-                mark_unsynced: None,
+                header_note: None,
                 owed: 0,
                 retry_at: None,
             },
@@ -528,12 +548,8 @@ impl Journal {
     }
 
     fn active_room(&self) -> u64 {
-        let len = self
-            .segments
-            .get(&self.active)
-            .map(|st| st.seg.len())
-            .unwrap_or(0);
-        len.saturating_sub(self.write_off + record::encoded_len(8)) as u64
+        self.active_len
+            .saturating_sub(self.write_off + record::encoded_len(8)) as u64
     }
 
     /// Space allocated and not written: the rest of the active segment and the spares ready.
@@ -623,12 +639,7 @@ impl Journal {
         if SEGMENT_HEADER + need + seal > self.cfg.segment_size {
             return Err(AppendError::TooLarge);
         }
-        let room = self
-            .segments
-            .get(&self.active)
-            .map(|st| st.seg.len())
-            .unwrap_or(0);
-        if self.write_off + need + seal > room {
+        if self.write_off + need + seal > self.active_len {
             self.roll()?;
         }
         let seq = self.active;
@@ -647,9 +658,7 @@ impl Journal {
         {
             self.touched.push(st.seg.file.clone());
         }
-        if self.cfg.durability == Durability::None {
-            self.durable.store(self.written(), Ordering::Release);
-        }
+        self.written_real = pos(seq, self.write_off);
         Ok(pos(seq, at))
     }
 
@@ -732,6 +741,7 @@ impl Journal {
             },
         );
         self.active = next;
+        self.active_len = self.segments.get(&next).map(|st| st.seg.len()).unwrap_or(0);
         self.write_off = SEGMENT_HEADER;
         self.active_records = 0;
         // One spare in the making at most, and none while reclaimed segments are at hand
@@ -743,76 +753,140 @@ impl Journal {
         Ok(())
     }
 
-    /// The position just past the last record written.
+    /// The position just past the last record written (MARK records aside: they need no
+    /// sync of their own).
     pub fn written(&self) -> Pos {
+        self.written_real
+    }
+
+    /// The position just past everything in the active segment.
+    fn end(&self) -> Pos {
         pos(self.active, self.write_off)
     }
 
-    /// Every record before this position is as durable as the policy asks.
+    /// Every record before this position is as durable as the policy asks, and a durability
+    /// mark says so; it moves at [`Journal::commit`].
     pub fn durable(&self) -> Pos {
-        self.durable.load(Ordering::Acquire)
+        self.ackable
     }
 
-    /// Ends a round of appends: `always` syncs here; `batch` hands the work to the syncer.
-    /// A failed sync is fatal (see the module docs). After each sync the active segment's
-    /// durability mark says how far its records are durable (written before `durable` moves,
-    /// so a mark never lags what was acknowledged; made durable by the next sync).
+    /// Ends a round of appends.
+    ///
+    /// First, what the policy made durable since the last round is said in the segment, with
+    /// a MARK record (in the page cache at once, on disk with the next sync), and only then
+    /// may the hub treat it as durable ([`Journal::durable`]): so a mark never says less than
+    /// what was acknowledged, and recovery tells damage to acknowledged records from a torn
+    /// tail. Then `always` syncs this round's writes here and `batch` hands them to the
+    /// syncer. A failed sync is fatal (see the module docs).
     pub fn commit(&mut self) {
+        if self.cfg.durability == Durability::Batch {
+            let live = self.durable.load(Ordering::Acquire);
+            if live > self.ackable {
+                let mut count = None;
+                while let Some(&(p, c)) = self.commits.front() {
+                    if p > live {
+                        break;
+                    }
+                    if p == live {
+                        count = Some(c);
+                    }
+                    self.commits.pop_front();
+                }
+                self.mark_durable(live, count);
+            }
+        }
         if self.touched.is_empty() {
             return;
         }
-        let upto = self.written();
         let files = std::mem::take(&mut self.touched);
-        let mark = self.segments.get(&self.active).map(|st| {
-            (
-                st.seg.file.clone(),
-                self.active,
-                Mark {
-                    end: self.write_off as u32,
-                    records: self.active_records,
-                },
-            )
-        });
         match self.cfg.durability {
             Durability::None => {
-                // Nothing is synced: the mark in the page cache survives what `none` promises
-                // to survive (a kill of the hub), and tells a later cut from a torn tail.
-                if let Some((file, seq, m)) = mark {
-                    self.put_mark(&file, seq, m);
-                }
+                // In the page cache is all `none` asks.
+                let (upto, count) = (self.end(), self.active_records);
+                self.mark_durable(upto, Some(count));
+                self.header_note = self.note(upto, count);
             }
             Durability::Always => {
+                let (upto, count) = (self.end(), self.active_records);
                 for f in &files {
                     sync::sync_or_die(&*self.cfg.disk, f);
                 }
-                if let Some((file, seq, m)) = mark {
-                    self.put_mark(&file, seq, m);
-                    self.mark_unsynced = Some(file);
-                }
-                self.durable.store(upto, Ordering::Release);
+                self.mark_durable(upto, Some(count));
+                self.header_note = self.note(upto, count);
             }
             Durability::Batch => {
+                let (upto, count) = (self.end(), self.active_records);
+                self.commits.push_back((upto, count));
+                let note = self.note(upto, count);
                 if let Some(s) = &self.syncer {
-                    s.request(upto, mark, files);
+                    s.request(upto, note, files);
                 }
             }
         }
     }
 
-    fn put_mark(&mut self, file: &File, seq: u64, m: Mark) {
-        if let Err(e) = segment::write_mark(&*self.cfg.disk, file, seq, self.mark_slot, m) {
-            tracing::warn!("journal: cannot write the durability mark of segment {seq}: {e}");
-        }
-        self.mark_slot ^= 1;
+    /// The header mark of the active segment for `upto`, `count` records before it.
+    fn note(&self, upto: Pos, count: u32) -> sync::MarkNote {
+        let st = self.segments.get(&pos_seq(upto))?;
+        Some((
+            st.seg.file.clone(),
+            pos_seq(upto),
+            Mark {
+                end: (upto & 0xffff_ffff) as u32,
+                records: count,
+            },
+        ))
     }
 
-    /// Called when the hub has been idle a while: under `always`, makes the last durability
-    /// mark durable (under `batch` the syncer does it on its own).
+    /// `upto` is durable (`count` records before it in its segment): appends a MARK record
+    /// saying so, if `upto` is in the active segment and the record fits without a roll, and
+    /// lets the hub treat it as durable.
+    fn mark_durable(&mut self, upto: Pos, count: Option<u32>) {
+        let mark_len = record::encoded_len(8);
+        if let (Some(count), true) = (count, upto > self.last_marked) {
+            let seq = self.active;
+            let at = self.write_off;
+            if pos_seq(upto) == seq && !self.full {
+                if let Some(st) = self.segments.get_mut(&seq) {
+                    if at + mark_len + record::encoded_len(8) <= st.seg.len() {
+                        let mut b = [0u8; 8];
+                        b[0..4].copy_from_slice(&((upto & 0xffff_ffff) as u32).to_le_bytes());
+                        b[4..8].copy_from_slice(&count.to_le_bytes());
+                        let n = record::encode_seeded(
+                            &mut st.seg.data_mut()[at..],
+                            st.seed,
+                            record::KIND_MARK,
+                            &[&b],
+                        );
+                        self.write_off = at + n;
+                        self.active_records += 1;
+                        self.last_marked = upto;
+                    }
+                }
+            }
+        }
+        self.ackable = self.ackable.max(upto);
+    }
+
+    fn put_mark(&mut self, note: sync::MarkNote) {
+        if let Some((file, seq, m)) = note {
+            if let Err(e) = segment::write_mark(&*self.cfg.disk, &file, seq, self.mark_slot, m) {
+                tracing::warn!("journal: cannot write the durability mark of segment {seq}: {e}");
+            }
+            self.mark_slot ^= 1;
+            if self.cfg.durability == Durability::Always {
+                sync::sync_or_die(&*self.cfg.disk, &file);
+            }
+        }
+    }
+
+    /// Called when the hub has been idle a while: under `none` and `always`, writes the
+    /// header's durability mark (and syncs it under `always`); under `batch` the syncer does
+    /// it on its own.
     pub fn idle(&mut self) {
         if self.touched.is_empty() {
-            if let Some(f) = self.mark_unsynced.take() {
-                sync::sync_or_die(&*self.cfg.disk, &f);
-            }
+            let note = self.header_note.take();
+            self.put_mark(note);
         }
     }
 

@@ -19,6 +19,11 @@ pub const KIND_SEAL: u8 = 0xff;
 /// reads whole again; recovery skips it.
 pub const KIND_PAD: u8 = 0xfe;
 
+/// Kind of the journal's durability mark: its payload (`end` u32, `records` u32) says the
+/// records of this segment before offset `end`, `records` of them, were durable when it was
+/// written; recovery skips it after reading what it says.
+pub const KIND_MARK: u8 = 0xfd;
+
 /// What is at an offset of a segment.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Scan<'a> {

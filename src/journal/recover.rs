@@ -10,8 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::record::{self, Scan, KIND_PAD, KIND_SEAL, RECORD_HEADER};
-use super::segment::{Segment, SEGMENT_HEADER};
+use super::record::{self, Scan, KIND_MARK, KIND_PAD, KIND_SEAL, RECORD_HEADER};
+use super::segment::{Mark, Segment, SEGMENT_HEADER};
 use super::{pos, Pos, RecoveryReport};
 
 /// A stretch of a segment that holds no readable record.
@@ -113,10 +113,68 @@ fn first_bytes(data: &[u8], at: usize) -> Option<(u8, Vec<u8>)> {
     (kind != 0 || bytes.iter().any(|b| *b != 0)).then(|| (kind, bytes.to_vec()))
 }
 
+fn mark_of(payload: &[u8]) -> Option<Mark> {
+    let b: &[u8; 8] = payload.try_into().ok()?;
+    Some(Mark {
+        end: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        records: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+    })
+}
+
+/// The furthest durability mark among the records that verify after `from` (reading on past
+/// any further damage), if any.
+fn mark_after(data: &[u8], seed: u32, from: usize, limit: usize) -> Option<Mark> {
+    let mut best: Option<Mark> = None;
+    let mut at = from;
+    while let Some(y) = resync(data, seed, at, limit) {
+        at = y;
+        while let Scan::Record {
+            kind,
+            payload,
+            next,
+        } = record::scan_seeded(data, seed, at)
+        {
+            if kind == KIND_MARK {
+                if let Some(m) = mark_of(payload).filter(|m| m.end as usize <= at) {
+                    best = best.filter(|b| b.end >= m.end).or(Some(m));
+                }
+            }
+            if kind == KIND_SEAL {
+                return best;
+            }
+            at = next;
+        }
+    }
+    best
+}
+
+/// Records (SEAL aside) in the chain before offset `end`, stepping over `regions`.
+fn count_before(data: &[u8], seed: u32, regions: &[Region], end: usize) -> u32 {
+    let mut at = SEGMENT_HEADER;
+    let mut n = 0;
+    while at < end {
+        if let Some(r) = regions.iter().find(|r| r.from as usize == at) {
+            if r.to as usize <= at {
+                break;
+            }
+            at = r.to as usize;
+            continue;
+        }
+        match record::scan_seeded(data, seed, at) {
+            Scan::Record { kind, next, .. } if kind != KIND_SEAL => {
+                n += 1;
+                at = next;
+            }
+            _ => break,
+        }
+    }
+    n
+}
+
 /// Reads segment `seq` from its first record, handing every record that verifies to `each`
-/// (PAD and SEAL excepted). `orig_len` is the file's length before recovery extended it.
-/// Past damage in what was durable it reads on at the next record that verifies, so the report
-/// is complete (the default mode then refuses to start, salvage keeps what was read).
+/// (PAD, MARK and SEAL excepted). `orig_len` is the file's length before recovery extended
+/// it. Past damage in what was durable it reads on at the next record that verifies, so the
+/// report is complete (the default mode then refuses to start, salvage keeps what was read).
 pub fn scan_segment(
     seg: &Segment,
     is_last: bool,
@@ -127,22 +185,22 @@ pub fn scan_segment(
     let seq = seg.seq;
     let data = seg.data();
     let seed = record::seed(seq);
-    let mark = if is_last { seg.mark() } else { None };
     let cut_to = (orig_len < seg.made_size()).then_some(orig_len);
-    // Everything up to here was durable: the mark of the last segment; all of an older one
-    // (sealed and synced before the next segment was named).
-    let durable_end = match (is_last, mark) {
+    // What was durable: all of an older segment (sealed and synced before the next segment was
+    // named); in the last one, what its marks say (the header's, and the MARK records read).
+    let mut best = if is_last { seg.mark() } else { None };
+    let mut durable_end = match (is_last, best) {
         (false, _) => usize::MAX,
         (true, Some(m)) => m.end as usize,
         (true, None) => SEGMENT_HEADER,
     };
     let mut at = SEGMENT_HEADER;
     let mut records = 0u32;
-    let mut below_mark = 0u32;
     let mut sealed = false;
     let mut regions = Vec::new();
     let mut torn = None;
-    let limit = dirty_end(data, SEGMENT_HEADER);
+    // Where the data really ends: needed only past damage, and a scan of the whole segment.
+    let mut limit = None;
     loop {
         let why = match record::scan_seeded(data, seed, at) {
             Scan::Record {
@@ -157,13 +215,17 @@ pub fn scan_segment(
                     at = next;
                     break;
                 }
-                if kind != KIND_PAD {
+                if kind == KIND_MARK {
+                    if let Some(m) = mark_of(payload).filter(|m| m.end as usize <= at) {
+                        if is_last && m.end as usize > durable_end {
+                            durable_end = m.end as usize;
+                            best = Some(m);
+                        }
+                    }
+                } else if kind != KIND_PAD {
                     each(pos(seq, at), kind, payload);
                 }
                 records += 1;
-                if at < durable_end {
-                    below_mark += 1;
-                }
                 at = next;
                 continue;
             }
@@ -171,10 +233,20 @@ pub fn scan_segment(
             Scan::End => "zeros where records should be",
             Scan::Invalid(why) => why,
         };
+        let limit = *limit.get_or_insert_with(|| dirty_end(data, SEGMENT_HEADER));
         if at >= durable_end {
-            // Past the mark: never durable, so never acknowledged. A torn tail.
-            torn = Some((at, dirty_end(data, at), why));
-            break;
+            // Past every mark read so far. A torn tail, never durable, unless a mark further
+            // on says otherwise.
+            match mark_after(data, seed, at, limit).filter(|m| m.end as usize > at) {
+                Some(m) => {
+                    durable_end = m.end as usize;
+                    best = Some(m);
+                }
+                None => {
+                    torn = Some((at, dirty_end(data, at), why));
+                    break;
+                }
+            }
         }
         let next = resync(data, seed, at, limit);
         regions.push(Region {
@@ -190,14 +262,15 @@ pub fn scan_segment(
     }
     let mut lost_records = None;
     let mut loss = !regions.is_empty();
-    if let Some(m) = mark {
-        let n = m.records.saturating_sub(below_mark) as u64;
+    if let Some(m) = best {
+        let read = count_before(data, seed, &regions, m.end as usize);
+        let n = m.records.saturating_sub(read) as u64;
         if n > 0 {
             loss = true;
             lost_records = Some(n);
         }
         if at < m.end as usize && regions.is_empty() {
-            // The records end before the mark with nothing to show for it: cut or zeroed.
+            // The records end before the mark with nothing to show for it: zeroed.
             regions.push(Region {
                 from: at as u64,
                 to: m.end as u64,
@@ -205,13 +278,16 @@ pub fn scan_segment(
                 first: None,
             });
         }
-    } else if is_last && cut_to.is_some_and(|n| n < 56) && seg.has_marks() {
-        // Cut inside the header's marks: what was durable cannot be told.
+    }
+    if let Some(n) = cut_to {
+        // A segment's file is made whole and never shortened: a cut file lost what followed
+        // the cut, which may have been durable (the marks that would tell went with it).
         loss = true;
+        regions.retain(|r| r.from < n);
         regions.push(Region {
-            from: SEGMENT_HEADER as u64,
+            from: n,
             to: seg.made_size(),
-            why: "the file was cut inside its header: what was durable cannot be told",
+            why: "the file was cut here: what followed may have been durable",
             first: None,
         });
     }
@@ -252,7 +328,7 @@ pub fn keep_aside(
     to: usize,
 ) -> Option<PathBuf> {
     let bytes = data.get(from..to.min(data.len()))?;
-    if bytes.is_empty() {
+    if bytes.iter().all(|b| *b == 0) {
         return None;
     }
     let aside = dir.join("damaged");
@@ -285,4 +361,42 @@ pub fn pad(data: &mut [u8], seq: u64, from: usize, to: usize) {
     data[from..to].fill(0);
     let filler = vec![0u8; to - from - RECORD_HEADER];
     record::encode(&mut data[from..to], seq, KIND_PAD, &[&filler]);
+}
+
+/// After salvage repaired a segment, makes each MARK record's count say what is there now (the
+/// records a PAD replaced no longer count), so the next start finds nothing missing.
+pub fn recount_marks(data: &mut [u8], seq: u64) {
+    let seed = record::seed(seq);
+    let mut bounds: Vec<(usize, u32)> = Vec::new();
+    let mut at = SEGMENT_HEADER;
+    let mut n = 0u32;
+    let mut fixes = Vec::new();
+    while let Scan::Record {
+        kind,
+        payload,
+        next,
+    } = record::scan_seeded(data, seed, at)
+    {
+        if kind == KIND_SEAL {
+            break;
+        }
+        bounds.push((at, n));
+        if kind == KIND_MARK {
+            if let Some(m) = mark_of(payload) {
+                let i = bounds.partition_point(|(o, _)| *o < m.end as usize);
+                let have = bounds.get(i).map(|b| b.1).unwrap_or(n);
+                if have != m.records {
+                    fixes.push((at, m.end, have));
+                }
+            }
+        }
+        n += 1;
+        at = next;
+    }
+    for (at, end, records) in fixes {
+        let mut b = [0u8; 8];
+        b[0..4].copy_from_slice(&end.to_le_bytes());
+        b[4..8].copy_from_slice(&records.to_le_bytes());
+        record::encode(&mut data[at..], seq, KIND_MARK, &[&b]);
+    }
 }

@@ -14,7 +14,7 @@ use super::Pos;
 /// A durability mark to write after a sync: the segment's file, its number, the mark.
 pub type MarkNote = Option<(Arc<File>, u64, Mark)>;
 
-/// How long the syncer waits for more work before it syncs a mark no sync has covered yet.
+/// How long the syncer waits for more work before it writes the header mark.
 const IDLE_MARK_SYNC: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// fdatasync, or exit: after a failed sync the kernel may have dropped the dirty pages, so
@@ -66,16 +66,24 @@ fn run(
     wake: Box<dyn Fn() + Send>,
 ) {
     let mut slot = 0usize;
-    // The file of the last mark written, until a sync covers it.
-    let mut unsynced: Option<Arc<File>> = None;
+    // The header mark of the last sync, written once the journal goes quiet: in the header
+    // it survives a cut of the data after it (MARK records say the same in the data, at no
+    // cost, but a cut takes them away).
+    let mut latest: MarkNote = None;
+    let mut header_mark = |latest: &mut MarkNote| {
+        if let Some((file, seq, m)) = latest.take() {
+            if let Err(e) = segment::write_mark(disk, &file, seq, slot, m) {
+                tracing::warn!("journal: cannot write the durability mark of segment {seq}: {e}");
+            }
+            slot ^= 1;
+            sync_or_die(disk, &file);
+        }
+    };
     loop {
         let (mut upto, mut mark, mut files) = match rx.recv_timeout(IDLE_MARK_SYNC) {
             Ok(x) => x,
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                // Idle: make the last mark durable, so it covers every acknowledgement.
-                if let Some(f) = unsynced.take() {
-                    sync_or_die(disk, &f);
-                }
+                header_mark(&mut latest);
                 continue;
             }
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
@@ -92,29 +100,16 @@ fn run(
                 }
             }
         }
-        if let Some(f) = unsynced.take() {
-            if !files.iter().any(|x| Arc::ptr_eq(x, &f)) {
-                files.push(f);
-            }
-        }
         for f in &files {
             sync_or_die(disk, f);
         }
-        // The mark first, then the acknowledgements: a mark never says less than what was
-        // acknowledged (it reaches the disk with the next sync, or when idle).
-        if let Some((file, seq, m)) = mark {
-            if let Err(e) = segment::write_mark(disk, &file, seq, slot, m) {
-                tracing::warn!("journal: cannot write the durability mark of segment {seq}: {e}");
-            }
-            slot ^= 1;
-            unsynced = Some(file);
+        if mark.is_some() {
+            latest = mark;
         }
         durable.fetch_max(upto, Ordering::AcqRel);
         wake();
     }
-    if let Some(f) = unsynced {
-        sync_or_die(disk, &f);
-    }
+    header_mark(&mut latest);
 }
 
 /// Keeps one spare segment ready (allocated and pre-faulted) off the hub's thread.
