@@ -383,12 +383,13 @@ fn run(command: Command) -> Result<ExitCode, String> {
                         (segment_mb.max(1) << 20).max(2 * max_frame as usize + (1 << 20));
                     j.durability = durability;
                     j.recovery = recovery;
-                    j.owed_record = dco::hub::answer_record(answer_reserve);
+                    j.owed_record = dco::hub::answer_record(answer_reserve.min(max_frame));
                     j.describe = Some(dco::hub::describe_record);
                     j
                 }),
                 reply_ttl: Duration::from_secs(reply_ttl_s),
-                answer_reserve,
+                // No answer is larger than a frame.
+                answer_reserve: answer_reserve.min(max_frame),
                 proxy_ids,
                 data,
             };

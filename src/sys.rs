@@ -93,15 +93,15 @@ pub fn allocate(file: &std::fs::File, len: u64) -> io::Result<()> {
     }
 }
 
+/// Extends `file` to `len` bytes by writing zeros after its current end (what is there stays).
 fn zero_fill(file: &std::fs::File, len: u64) -> io::Result<()> {
-    use std::io::Write;
+    use std::os::unix::fs::FileExt;
     let zeros = vec![0u8; 1 << 20];
-    let mut w = file;
-    let mut left = len;
-    while left > 0 {
-        let n = left.min(zeros.len() as u64) as usize;
-        w.write_all(&zeros[..n])?;
-        left -= n as u64;
+    let mut at = file.metadata()?.len();
+    while at < len {
+        let n = (len - at).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
     }
     Ok(())
 }

@@ -503,9 +503,13 @@ fn reclaimed_segments_kept_for_reuse_do_not_break_a_restart() {
         }
         let p = j.append(2, &[b"last one"]).unwrap();
         j.pin(p);
+        j.commit();
     }
-    let (_, seen) = open(cfg(d.path())).expect("restart after reclamation");
+    let (_, seen, report) = open_report(cfg(d.path()));
     assert_eq!(seen.last().map(|r| r.2.clone()), Some(b"last one".to_vec()));
+    // The old bytes of a recycled segment after the last record are not taken for a torn
+    // tail: a clean restart reports nothing.
+    assert!(report.damage.is_empty(), "{:?}", report.damage);
 }
 
 #[test]
@@ -535,4 +539,133 @@ fn salvage_past_a_bad_last_header_keeps_what_came_before() {
     let (_, seen) = open(c).unwrap();
     assert_eq!(seen.len(), before + 1);
     assert_eq!(seen.last().unwrap().2, b"after salvage");
+}
+
+#[test]
+fn a_cut_segment_is_refused_at_every_start_until_salvaged() {
+    let d = TempDir::new("j-cut-again");
+    let pos = fill_marked(d.path(), 10, 0, false);
+    let last = segments(d.path()).last().unwrap().clone();
+    let f = OpenOptions::new().write(true).open(&last).unwrap();
+    f.set_len(off(pos[8])).unwrap();
+    drop(f);
+    for _ in 0..2 {
+        let err = open(cfg(d.path())).err().expect("a cut file is refused");
+        assert!(err.to_string().contains("cut"), "{err}");
+    }
+    assert_eq!(std::fs::metadata(&last).unwrap().len(), off(pos[8]));
+}
+
+#[test]
+fn a_page_of_zeros_in_durable_records_is_caught_by_the_mark_after_it() {
+    let d = TempDir::new("j-zero-page");
+    let pos = fill_marked(d.path(), 10, 0, false);
+    let last = segments(d.path()).last().unwrap().clone();
+    // Records 3 to 5 read as zeros (a lost page); the MARK after record 9 says they were
+    // durable.
+    let len = (off(pos[6]) - off(pos[3])) as usize;
+    damage(&last, off(pos[3]), &vec![0u8; len]);
+    let err = open(cfg(d.path())).err().expect("lost durable records");
+    assert!(
+        err.to_string().contains("3 durable record(s) lost"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_segment_of_an_earlier_build_keeps_working() {
+    use dco::journal::record::encode;
+    let d = TempDir::new("j-v1");
+    // A version-1 segment, as earlier builds wrote it: CRC over bytes 0..60, no marks.
+    let size = 1usize << 16;
+    let mut seg = vec![0u8; size];
+    seg[0..8].copy_from_slice(b"DCOJRNL\0");
+    seg[8..12].copy_from_slice(&1u32.to_le_bytes());
+    seg[16..24].copy_from_slice(&1u64.to_le_bytes());
+    seg[24..32].copy_from_slice(&(size as u64).to_le_bytes());
+    let crc = crc32c::crc32c(&seg[0..60]);
+    seg[60..64].copy_from_slice(&crc.to_le_bytes());
+    let mut at = SEGMENT_HEADER;
+    for i in 0..5 {
+        at += encode(&mut seg[at..], 1, 1, &[&body(i)]);
+    }
+    std::fs::write(d.path().join("00000000000000000001.seg"), &seg).unwrap();
+    {
+        let (mut j, seen) = open(cfg(d.path())).unwrap();
+        assert_eq!(seen.len(), 5);
+        let p = j.append(1, &[b"new"]).unwrap();
+        j.pin(p);
+        j.commit();
+        j.idle();
+    }
+    // Its header still verifies: the marks went into the data, not into its header.
+    let (_, seen) = open(cfg(d.path())).unwrap();
+    assert_eq!(seen.len(), 6);
+}
+
+/// A disk that fills up on demand (the journal's `Disk` seam).
+struct FillingDisk(std::sync::atomic::AtomicBool);
+
+impl dco::journal::disk::Disk for FillingDisk {
+    fn allocate(&self, f: &std::fs::File, len: u64) -> std::io::Result<()> {
+        if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        dco::journal::disk::OsDisk.allocate(f, len)
+    }
+    fn sync_data(&self, f: &std::fs::File) -> std::io::Result<()> {
+        dco::journal::disk::OsDisk.sync_data(f)
+    }
+    fn flush_head(
+        &self,
+        map: &memmap2::MmapMut,
+        f: &std::fs::File,
+        len: usize,
+    ) -> std::io::Result<()> {
+        dco::journal::disk::OsDisk.flush_head(map, f, len)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        dco::journal::disk::OsDisk.sync_dir(dir)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        dco::journal::disk::OsDisk.rename(from, to)
+    }
+    fn write_at(&self, f: &std::fs::File, buf: &[u8], off: u64) -> std::io::Result<()> {
+        dco::journal::disk::OsDisk.write_at(f, buf, off)
+    }
+}
+
+#[test]
+fn on_a_full_disk_what_is_owed_is_kept_and_nothing_more() {
+    use dco::journal::{AppendError, Draw};
+    let d = TempDir::new("j-reserve");
+    let disk = std::sync::Arc::new(FillingDisk(false.into()));
+    let mut c = cfg(d.path());
+    c.disk = disk.clone();
+    c.owed_record = 600;
+    let (mut j, _) = open(c).unwrap();
+    // Let the preparer's spare come, then the disk is full.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    disk.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    let owe = 600u32;
+    let mut accepted = 0;
+    let err = loop {
+        match j.append_draw(1, &[&[1u8; 100]], Draw::New(owe)) {
+            Ok(_) => accepted += 1,
+            Err(e) => break e,
+        }
+        assert!(accepted < 10_000, "the reserve never ran out");
+    };
+    assert!(matches!(err, AppendError::Full(_)), "{err}");
+    assert!(j.is_full());
+    assert!(accepted > 50, "{accepted}");
+    // An answer larger than what was reserved for it may not take the others' share ...
+    assert!(j
+        .append_draw(3, &[&vec![2u8; 5000]], Draw::Owed(owe))
+        .is_err());
+    // ... but every request's answer that fits its share is kept.
+    for _ in 0..accepted {
+        j.append_draw(3, &[&[3u8; 500]], Draw::Owed(owe)).unwrap();
+    }
+    assert_eq!(j.owed(), 0);
 }

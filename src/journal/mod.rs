@@ -164,14 +164,17 @@ impl std::fmt::Display for AppendError {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Draw {
     /// Only what is not owed: fails with [`AppendError::Full`] rather than eat into the
-    /// reserve (a delivery note, a forward).
-    Spare,
+    /// reserve (a delivery note, a forward); on success `n` more bytes are owed (a refusal's
+    /// answer owes its confirmation).
+    Spare(u32),
     /// New work: like `Spare`, and on success `n` more bytes are owed (the records the work
     /// will need to finish). Its failure makes the journal full ([`Journal::is_full`]), its
     /// success ends that.
     New(u32),
-    /// A record the journal owes: may use the reserve; `n` bytes are owed no more, whether or
-    /// not the append succeeds.
+    /// A record the journal owes, `n` bytes of it reserved: may use the reserve (but not more
+    /// of it than `n`: a larger record must find the excess beyond what others are owed); on
+    /// success `n` bytes are owed no more. A failure leaves the debt: the caller writes
+    /// something smaller in its place, or gives it up with [`Journal::release`].
     Owed(u32),
 }
 
@@ -259,6 +262,8 @@ impl Journal {
         seqs.sort_unstable();
         let mut segments = BTreeMap::new();
         let mut refused: Vec<String> = Vec::new();
+        // A torn tail of the last segment: (seq, from, to, why); cut once the start goes on.
+        let mut torn: Option<(u64, usize, usize, &'static str)> = None;
         // (seq, where its records end, sealed, records) of the last segment read.
         let mut tail: Option<(u64, usize, bool, u32)> = None;
         let last = seqs.last().copied();
@@ -288,14 +293,6 @@ impl Journal {
             }
             let path = cfg.dir.join(segment::file_name(seq));
             let orig_len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            if is_last && orig_len < cfg.segment_size as u64 {
-                // A last segment cut short is extended to full size first, so appends can go
-                // on in it and it can always be sealed. (Whether the cut lost durable records
-                // is told by its header: the size it was made with, and its mark.)
-                if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&path) {
-                    cfg.disk.allocate(&f, cfg.segment_size as u64)?;
-                }
-            }
             // A file with a segment's name always got its header before its name (see
             // Segment::recycle), so a bad header is damage, never an unfinished creation.
             let mut seg = match Segment::open(&path, seq) {
@@ -317,17 +314,9 @@ impl Journal {
             };
             report.segments += 1;
             let scanned = recover::scan_segment(&seg, is_last, orig_len, &mut report, &mut each);
+            let mut records = scanned.records;
             if let Some((from, to, why)) = scanned.torn {
-                let kept = recover::keep_aside(&cfg.dir, &path, seg.data(), from, to);
-                let msg = format!(
-                    "{} at offset {from}: {why}; cutting the rest of the segment (it was never \
-                     durable){}",
-                    path.display(),
-                    kept.map(|k| format!("; its bytes are kept in {}", k.display()))
-                        .unwrap_or_default()
-                );
-                tracing::warn!("journal: {msg}");
-                report.damage.push(msg);
+                torn = Some((seq, from, to, why));
             }
             if let Some(mut lost) = scanned.lost.clone() {
                 lost.describe = cfg.describe;
@@ -338,17 +327,30 @@ impl Journal {
                     // go on after, a SEAL after the last record of an older segment.
                     for r in &lost.regions {
                         let (from, to) = (r.from as usize, r.to as usize);
-                        if let Some(k) = recover::keep_aside(&cfg.dir, &path, seg.data(), from, to)
+                        match recover::keep_aside(&cfg.dir, &path, seg.data(), from, to, usize::MAX)
                         {
-                            lost.kept.push(k);
+                            Ok(Some(k)) => lost.kept.push(k),
+                            Ok(None) => {}
+                            Err(e) => {
+                                return Err(io::Error::new(
+                                    e.kind(),
+                                    format!(
+                                        "journal: cannot keep the damaged bytes of {} aside: \
+                                         {e}; it was not repaired",
+                                        path.display()
+                                    ),
+                                ))
+                            }
                         }
+                    }
+                    for r in &lost.regions {
+                        let (from, to) = (r.from as usize, r.to as usize);
                         if to <= scanned.end {
                             recover::pad(seg.data_mut(), seq, from, to);
                         }
                     }
-                    if is_last {
-                        recover::recount_marks(seg.data_mut(), seq);
-                    }
+                    // The marks count what is there now (a PAD in place of lost records).
+                    records = recover::recount_marks(seg.data_mut(), seq);
                     if !is_last && !scanned.sealed {
                         let end = scanned.end;
                         let dirty = recover::dirty_end(seg.data(), end);
@@ -383,7 +385,7 @@ impl Journal {
                 }
             }
             // The last segment read is where appends go on (whatever was skipped after it).
-            tail = Some((seq, scanned.end, scanned.sealed, scanned.records));
+            tail = Some((seq, scanned.end, scanned.sealed, records));
             segments.insert(
                 seq,
                 SegState {
@@ -414,6 +416,37 @@ impl Journal {
             last_sealed = sealed;
             active_records = records;
             if let Some(st) = segments.get_mut(&seq) {
+                // A last segment shorter than the segment size (a cut one, salvaged, or one
+                // made with a smaller size) is extended, so appends can go on in it and it can
+                // always be sealed.
+                if st.seg.len() < cfg.segment_size {
+                    let f = std::fs::OpenOptions::new().write(true).open(&st.seg.path)?;
+                    cfg.disk.allocate(&f, cfg.segment_size as u64)?;
+                    let path = st.seg.path.clone();
+                    st.seg = Segment::open(&path, seq)?;
+                }
+                if let Some((tseq, from, to, why)) = torn.filter(|t| t.0 == seq) {
+                    // Some of it, for whoever wants to know what the crash left.
+                    let kept = recover::keep_aside(
+                        &cfg.dir,
+                        &st.seg.path,
+                        st.seg.data(),
+                        from,
+                        to,
+                        64 << 10,
+                    );
+                    let msg = format!(
+                        "{} at offset {from}: {why}; cutting the rest of the segment (it was \
+                         never durable){}",
+                        segment::file_name(tseq),
+                        match kept {
+                            Ok(Some(k)) => format!("; its first bytes are kept in {}", k.display()),
+                            _ => String::new(),
+                        }
+                    );
+                    tracing::warn!("journal: {msg}");
+                    report.damage.push(msg);
+                }
                 // Zero what follows the last good record, so nothing stale is read after it.
                 let dirty_end = recover::dirty_end(st.seg.data(), end);
                 let mut changed = dirty_end > end;
@@ -496,19 +529,25 @@ impl Journal {
         parts: &[&[u8]],
         draw: Draw,
     ) -> Result<Pos, AppendError> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let need = record::encoded_len(len) as u64;
         match draw {
             Draw::Owed(n) => {
-                let r = self.append(kind, parts);
+                if need > n as u64 {
+                    // Beyond what was reserved for it: the excess may not eat what others are
+                    // owed.
+                    let others = self.owed.saturating_sub(n as u64);
+                    let want = others + self.slack(others);
+                    if self.on_hand_after(need) < want {
+                        self.top_up(need, want)?;
+                    }
+                }
+                let p = self.append(kind, parts)?;
                 self.owed = self.owed.saturating_sub(n as u64);
-                r
+                Ok(p)
             }
-            Draw::Spare | Draw::New(_) => {
-                let extra = match draw {
-                    Draw::New(n) => n as u64,
-                    _ => 0,
-                };
-                let len: usize = parts.iter().map(|p| p.len()).sum();
-                let need = record::encoded_len(len) as u64;
+            Draw::Spare(extra) | Draw::New(extra) => {
+                let extra = extra as u64;
                 let want = self.owed + extra + self.slack(self.owed + extra);
                 if self.on_hand_after(need) < want {
                     self.top_up(need, want)?;
@@ -544,12 +583,12 @@ impl Journal {
 
     /// Room for records in a whole segment.
     fn usable(&self) -> u64 {
-        (self.cfg.segment_size - SEGMENT_HEADER - record::encoded_len(8)) as u64
+        (self.cfg.segment_size - SEGMENT_HEADER - 2 * record::encoded_len(8)) as u64
     }
 
     fn active_room(&self) -> u64 {
         self.active_len
-            .saturating_sub(self.write_off + record::encoded_len(8)) as u64
+            .saturating_sub(self.write_off + 2 * record::encoded_len(8)) as u64
     }
 
     /// Space allocated and not written: the rest of the active segment and the spares ready.
@@ -635,7 +674,8 @@ impl Journal {
             return Err(AppendError::Empty);
         }
         let need = record::encoded_len(len);
-        let seal = record::encoded_len(8);
+        // Room is always left for a MARK and a SEAL after a record.
+        let seal = 2 * record::encoded_len(8);
         if SEGMENT_HEADER + need + seal > self.cfg.segment_size {
             return Err(AppendError::TooLarge);
         }
@@ -648,7 +688,13 @@ impl Journal {
             .segments
             .get_mut(&seq)
             .ok_or_else(|| AppendError::Full(io::Error::other("active segment missing")))?;
-        let n = record::encode_seeded(&mut st.seg.data_mut()[at..], st.seed, kind, parts);
+        let n = record::encoded_len(len);
+        // The next record's header reads as the end of the data before this one is complete
+        // (a recycled segment holds old bytes there).
+        let data = st.seg.data_mut();
+        let next_end = (at + n + record::RECORD_HEADER).min(data.len());
+        data[at + n..next_end].fill(0);
+        record::encode_seeded(&mut data[at..], st.seed, kind, parts);
         self.write_off = at + n;
         self.active_records += 1;
         if self
@@ -828,6 +874,10 @@ impl Journal {
     /// The header mark of the active segment for `upto`, `count` records before it.
     fn note(&self, upto: Pos, count: u32) -> sync::MarkNote {
         let st = self.segments.get(&pos_seq(upto))?;
+        if !st.seg.has_marks() {
+            // A segment of an earlier build: its header's checksum covers the slots.
+            return None;
+        }
         Some((
             st.seg.file.clone(),
             pos_seq(upto),
@@ -843,29 +893,41 @@ impl Journal {
     /// lets the hub treat it as durable.
     fn mark_durable(&mut self, upto: Pos, count: Option<u32>) {
         let mark_len = record::encoded_len(8);
-        if let (Some(count), true) = (count, upto > self.last_marked) {
-            let seq = self.active;
-            let at = self.write_off;
-            if pos_seq(upto) == seq && !self.full {
-                if let Some(st) = self.segments.get_mut(&seq) {
-                    if at + mark_len + record::encoded_len(8) <= st.seg.len() {
-                        let mut b = [0u8; 8];
-                        b[0..4].copy_from_slice(&((upto & 0xffff_ffff) as u32).to_le_bytes());
-                        b[4..8].copy_from_slice(&count.to_le_bytes());
-                        let n = record::encode_seeded(
-                            &mut st.seg.data_mut()[at..],
-                            st.seed,
-                            record::KIND_MARK,
-                            &[&b],
-                        );
-                        self.write_off = at + n;
-                        self.active_records += 1;
-                        self.last_marked = upto;
-                    }
-                }
-            }
+        let seq = self.active;
+        if pos_seq(upto) != seq {
+            // An older segment: sealed and synced whole before the next one was named.
+            self.ackable = self.ackable.max(upto);
+            return;
         }
-        self.ackable = self.ackable.max(upto);
+        if upto <= self.last_marked {
+            self.ackable = self.ackable.max(upto);
+            return;
+        }
+        let at = self.write_off;
+        let written = match (count, self.segments.get_mut(&seq)) {
+            // Every record leaves room for a MARK and a SEAL after it; only a MARK right after
+            // another may find none, and then the records it would cover are MARKs.
+            (Some(count), Some(st)) if at + mark_len + mark_len <= st.seg.len() => {
+                let mut b = [0u8; 8];
+                b[0..4].copy_from_slice(&((upto & 0xffff_ffff) as u32).to_le_bytes());
+                b[4..8].copy_from_slice(&count.to_le_bytes());
+                let data = st.seg.data_mut();
+                let next_end = (at + mark_len + record::RECORD_HEADER).min(data.len());
+                data[at + mark_len..next_end].fill(0);
+                record::encode_seeded(&mut data[at..], st.seed, record::KIND_MARK, &[&b]);
+                true
+            }
+            _ => false,
+        };
+        if written {
+            self.write_off = at + mark_len;
+            self.active_records += 1;
+            self.last_marked = upto;
+            self.ackable = self.ackable.max(upto);
+        } else {
+            // Never further than a mark says.
+            self.ackable = self.ackable.max(upto.min(self.last_marked));
+        }
     }
 
     fn put_mark(&mut self, note: sync::MarkNote) {

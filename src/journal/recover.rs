@@ -92,13 +92,26 @@ pub fn dirty_end(data: &[u8], from: usize) -> usize {
         .unwrap_or(from)
 }
 
+/// Bytes of checksums resync may compute in one segment: bounds the time a start takes over
+/// a damaged segment, whatever its bytes (a 64 MiB segment is about 30 ms of it per pass).
+const RESYNC_BUDGET: u64 = 256 << 20;
+
 /// The next offset after the damage at `from` where a record verifies (records are at least
-/// 10 bytes, so none starts closer).
-fn resync(data: &[u8], seed: u32, from: usize, limit: usize) -> Option<usize> {
+/// 10 bytes, so none starts closer); `None` past `limit`, or once `budget` bytes of checksums
+/// were spent.
+fn resync(data: &[u8], seed: u32, from: usize, limit: usize, budget: &mut u64) -> Option<usize> {
     let mut y = from + RECORD_HEADER + 1;
     while y + RECORD_HEADER <= limit {
-        if let Scan::Record { .. } = record::scan_seeded(data, seed, y) {
-            return Some(y);
+        let len = u32::from_le_bytes([data[y], data[y + 1], data[y + 2], data[y + 3]]) as u64;
+        // Only a candidate inside the data with a kind is worth its checksum.
+        if len > 0 && data[y + 8] != 0 && y as u64 + RECORD_HEADER as u64 + len <= limit as u64 {
+            if *budget < len {
+                return None;
+            }
+            *budget -= len;
+            if let Scan::Record { .. } = record::scan_seeded(data, seed, y) {
+                return Some(y);
+            }
         }
         y += 1;
     }
@@ -123,10 +136,10 @@ fn mark_of(payload: &[u8]) -> Option<Mark> {
 
 /// The furthest durability mark among the records that verify after `from` (reading on past
 /// any further damage), if any.
-fn mark_after(data: &[u8], seed: u32, from: usize, limit: usize) -> Option<Mark> {
+fn mark_after(data: &[u8], seed: u32, from: usize, limit: usize, budget: &mut u64) -> Option<Mark> {
     let mut best: Option<Mark> = None;
     let mut at = from;
-    while let Some(y) = resync(data, seed, at, limit) {
+    while let Some(y) = resync(data, seed, at, limit, budget) {
         at = y;
         while let Scan::Record {
             kind,
@@ -199,7 +212,9 @@ pub fn scan_segment(
     let mut sealed = false;
     let mut regions = Vec::new();
     let mut torn = None;
-    // Where the data really ends: needed only past damage, and a scan of the whole segment.
+    let mut budget = RESYNC_BUDGET;
+    // Where the data really ends: needed only at the end or past damage (a scan of the rest
+    // of the segment).
     let mut limit = None;
     loop {
         let why = match record::scan_seeded(data, seed, at) {
@@ -229,7 +244,23 @@ pub fn scan_segment(
                 at = next;
                 continue;
             }
-            Scan::End if at >= durable_end => break,
+            Scan::End if at >= durable_end => {
+                // The end of the data, unless records that verify follow the zeros and a mark
+                // among them says they were durable (a page lost to zeros).
+                let limit = *limit.get_or_insert_with(|| dirty_end(data, SEGMENT_HEADER));
+                if !is_last || limit <= at {
+                    break;
+                }
+                match mark_after(data, seed, at, limit, &mut budget).filter(|m| m.end as usize > at)
+                {
+                    Some(m) => {
+                        durable_end = m.end as usize;
+                        best = Some(m);
+                        "zeros where records should be"
+                    }
+                    None => break,
+                }
+            }
             Scan::End => "zeros where records should be",
             Scan::Invalid(why) => why,
         };
@@ -237,7 +268,7 @@ pub fn scan_segment(
         if at >= durable_end {
             // Past every mark read so far. A torn tail, never durable, unless a mark further
             // on says otherwise.
-            match mark_after(data, seed, at, limit).filter(|m| m.end as usize > at) {
+            match mark_after(data, seed, at, limit, &mut budget).filter(|m| m.end as usize > at) {
                 Some(m) => {
                     durable_end = m.end as usize;
                     best = Some(m);
@@ -248,7 +279,7 @@ pub fn scan_segment(
                 }
             }
         }
-        let next = resync(data, seed, at, limit);
+        let next = resync(data, seed, at, limit, &mut budget);
         regions.push(Region {
             from: at as u64,
             to: next.unwrap_or_else(|| dirty_end(data, at).max(durable_end.min(data.len()))) as u64,
@@ -318,38 +349,38 @@ pub fn scan_segment(
     }
 }
 
-/// Copies `data[from..to]` of `segment` to `DIR/damaged/NAME-at-FROM.bin` (synced), so
-/// nothing recovery cuts or repairs is destroyed.
+/// Copies `data[from..to]` of `segment` (at most `cap` bytes of it) to
+/// `DIR/damaged/NAME-at-FROM-TAG.bin` (synced), so nothing recovery cuts or repairs is
+/// destroyed. `Ok(None)` when those bytes are all zeros (nothing to keep).
 pub fn keep_aside(
     dir: &Path,
     segment: &Path,
     data: &[u8],
     from: usize,
     to: usize,
-) -> Option<PathBuf> {
-    let bytes = data.get(from..to.min(data.len()))?;
+    cap: usize,
+) -> std::io::Result<Option<PathBuf>> {
+    let end = to.min(data.len()).min(from.saturating_add(cap));
+    let Some(bytes) = data.get(from..end) else {
+        return Ok(None);
+    };
     if bytes.iter().all(|b| *b == 0) {
-        return None;
+        return Ok(None);
     }
     let aside = dir.join("damaged");
-    let name = segment.file_name()?.to_string_lossy().into_owned();
-    let path = aside.join(format!("{name}-at-{from}.bin"));
-    let done = (|| -> std::io::Result<()> {
-        std::fs::create_dir_all(&aside)?;
-        std::fs::write(&path, bytes)?;
-        std::fs::File::open(&path)?.sync_all()?;
-        crate::sys::sync_dir(&aside)
-    })();
-    match done {
-        Ok(()) => Some(path),
-        Err(e) => {
-            tracing::error!(
-                "journal: cannot keep damaged bytes in {}: {e}",
-                path.display()
-            );
-            None
-        }
-    }
+    let name = segment
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let path = aside.join(format!(
+        "{name}-at-{from}-{:08x}.bin",
+        crate::sys::random_u64() as u32
+    ));
+    std::fs::create_dir_all(&aside)?;
+    std::fs::write(&path, bytes)?;
+    std::fs::File::open(&path)?.sync_all()?;
+    crate::sys::sync_dir(&aside)?;
+    Ok(Some(path))
 }
 
 /// Repairs a damaged stretch that the records go on after: one PAD record fills it, so the
@@ -365,7 +396,7 @@ pub fn pad(data: &mut [u8], seq: u64, from: usize, to: usize) {
 
 /// After salvage repaired a segment, makes each MARK record's count say what is there now (the
 /// records a PAD replaced no longer count), so the next start finds nothing missing.
-pub fn recount_marks(data: &mut [u8], seq: u64) {
+pub fn recount_marks(data: &mut [u8], seq: u64) -> u32 {
     let seed = record::seed(seq);
     let mut bounds: Vec<(usize, u32)> = Vec::new();
     let mut at = SEGMENT_HEADER;
@@ -399,4 +430,5 @@ pub fn recount_marks(data: &mut [u8], seq: u64) {
         b[4..8].copy_from_slice(&records.to_le_bytes());
         record::encode(&mut data[at..], seq, KIND_MARK, &[&b]);
     }
+    n
 }

@@ -309,9 +309,7 @@ impl Core {
         }
         let rec = records::done(session.0, id);
         let owed = self.owed_per_request();
-        let _ = self
-            .store
-            .append(records::DONE, &[&rec], false, Draw::Owed(owed));
+        let _ = self.append_owed(records::DONE, &[&rec], false, owed);
         self.store.unpin(req.pos);
         if let Some(ss) = self.sessions.get_mut(&session) {
             ss.inflight = ss.inflight.saturating_sub(1);
@@ -369,13 +367,13 @@ impl Core {
             return;
         }
         let head = records::reply_head(session.0, id, status.code(), 0);
+        // Its DONE will be owed.
+        let draw = Draw::Spare(records::DONE_BYTES);
         match self
             .store
-            .append(records::REPLY, &[&head, msg.as_bytes()], true, Draw::Spare)
+            .append(records::REPLY, &[&head, msg.as_bytes()], true, draw)
         {
             Ok(rpos) => {
-                // Its DONE is owed.
-                self.store.owe(records::DONE_BYTES as u64);
                 self.store.pin(rpos);
                 if let Some(ss) = self.sessions.get_mut(&session) {
                     ss.replies.insert(id, rpos);
@@ -430,9 +428,7 @@ impl Core {
         let conn = ss.conn;
         if req.mode == Mode::Oneway {
             let rec = records::done(session.0, request);
-            let _ = self
-                .store
-                .append(records::DONE, &[&rec], false, Draw::Owed(owed));
+            let _ = self.append_owed(records::DONE, &[&rec], false, owed);
             self.store.unpin(accept_pos);
             return;
         }
@@ -449,18 +445,18 @@ impl Core {
             // the answer itself below.
             Err(e) => {
                 let note = format!(
-                    "the request ran (status {}, return code {rcode}), but its answer of {}                      bytes could not be kept: {}",
+                    "the answer (status {}, return code {rcode}, {} bytes) could not be kept: {}",
                     status.code(),
                     body.len(),
                     store::describe(&e)
                 );
                 tracing::warn!("request {request}: {note}");
                 let head = records::reply_head(session.0, request, Status::System.code(), rcode);
-                self.store.append(
+                self.append_owed(
                     records::REPLY,
                     &[&head, note.as_bytes()],
                     true,
-                    Draw::Owed(0),
+                    owed - records::DONE_BYTES,
                 )
             }
         };
@@ -475,10 +471,13 @@ impl Core {
             // Not even the note could be written (the reserve was short): the answer goes to
             // the caller if it is here, and the request stays journaled, so a restart runs it
             // again rather than lose its answer.
-            Err(e) => tracing::warn!(
-                "answer to request {request} not journaled ({}); kept as unanswered",
-                store::describe(&e)
-            ),
+            Err(e) => {
+                self.store.release(records::DONE_BYTES as u64);
+                tracing::warn!(
+                    "answer to request {request} not journaled ({}); kept as unanswered",
+                    store::describe(&e)
+                )
+            }
         }
         let Some((t, id)) = conn else {
             return;
@@ -493,6 +492,22 @@ impl Core {
         wire::encode_reply(&mut c.out, request, status.code(), rcode, body);
         c.last_tx = now;
         self.mark_dirty(t);
+    }
+
+    /// Appends a record the store owes (`n` bytes of it reserved); if it cannot be written,
+    /// the debt is given up all the same (what needed it is finished).
+    fn append_owed(
+        &mut self,
+        kind: u8,
+        parts: &[&[u8]],
+        keep: bool,
+        n: u32,
+    ) -> Result<Pos, crate::journal::AppendError> {
+        let r = self.store.append(kind, parts, keep, Draw::Owed(n));
+        if r.is_err() {
+            self.store.release(n as u64);
+        }
+        r
     }
 
     /// Sends the answer stored at `rpos` to caller `t`.
@@ -524,12 +539,7 @@ impl Core {
             return;
         };
         let rec = records::done(session.0, id);
-        let _ = self.store.append(
-            records::DONE,
-            &[&rec],
-            false,
-            Draw::Owed(records::DONE_BYTES),
-        );
+        let _ = self.append_owed(records::DONE, &[&rec], false, records::DONE_BYTES);
         self.store.unpin(rpos);
     }
 

@@ -189,7 +189,7 @@ impl Core {
         let rec = records::deliver(session.0, id, attempt, failures);
         if let Err(e) = self
             .store
-            .append(records::DELIVER, &[&rec], false, Draw::Spare)
+            .append(records::DELIVER, &[&rec], false, Draw::Spare(0))
         {
             tracing::debug!("delivery not journaled: {e}");
         }
@@ -344,7 +344,7 @@ impl Core {
                     hops: req.hops as u32 + 1,
                 });
                 self.store
-                    .append(records::ACCEPT, &[&head, body], true, Draw::Spare)
+                    .append(records::ACCEPT, &[&head, body], true, Draw::Spare(0))
                     .map_err(|e| {
                         (
                             Status::System,

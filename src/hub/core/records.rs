@@ -35,13 +35,18 @@ pub const ACCEPT_FIXED: usize = 48;
 /// Fixed bytes of a REPLY payload before the body.
 pub const REPLY_FIXED: usize = 24;
 
-/// Bytes a DONE record takes in the journal.
-pub const DONE_BYTES: u32 = (crate::journal::record::RECORD_HEADER + 16) as u32;
+/// Bytes of the durability mark (a MARK record) that may follow a record in its round.
+const MARK_BYTES: u32 = (crate::journal::record::RECORD_HEADER + 8) as u32;
+
+/// Bytes the journal keeps in reserve for a DONE record (and the mark after it).
+pub const DONE_BYTES: u32 = (crate::journal::record::RECORD_HEADER + 16) as u32 + MARK_BYTES;
 
 /// Bytes the journal keeps in reserve for an accepted request until it finishes: its REPLY
-/// (with up to `answer` bytes of body) and its DONE.
+/// (with up to `answer` bytes of body) and its DONE, each with the mark that may follow it.
 pub fn reserve_for(answer: u32) -> u32 {
-    (crate::journal::record::RECORD_HEADER + REPLY_FIXED) as u32 + answer + DONE_BYTES
+    ((crate::journal::record::RECORD_HEADER + REPLY_FIXED) as u32 + MARK_BYTES)
+        .saturating_add(answer)
+        .saturating_add(DONE_BYTES)
 }
 
 /// A decoded REPLY.
