@@ -194,6 +194,35 @@ pub fn render(json: &str) -> Result<String, String> {
         "Journal space kept in reserve for what accepted requests still need to write",
         num(&hub["journal_owed"]),
     );
+    let journal_bytes = Counter::<u64>::default();
+    journal_bytes.inc_by(num(&hub["journal_bytes"]));
+    reg.register(
+        "journal_bytes",
+        "Record bytes the journal wrote since the hub started",
+        journal_bytes,
+    );
+    let journal_syncs = Counter::<u64>::default();
+    journal_syncs.inc_by(num(&hub["journal_syncs"]));
+    reg.register(
+        "journal_syncs",
+        "fdatasyncs of the journal since the hub started",
+        journal_syncs,
+    );
+    let sync_time = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    for (q, key) in [
+        ("0.5", "journal_sync_p50_us"),
+        ("0.99", "journal_sync_p99_us"),
+        ("1", "journal_sync_max_us"),
+    ] {
+        sync_time
+            .get_or_create(&labels(&[("quantile", q.into())]))
+            .set(num(&hub[key]) as f64 / 1e6);
+    }
+    reg.register(
+        "journal_sync_seconds",
+        "fdatasync time quantiles of the journal (within 1%; 1 is the longest)",
+        sync_time,
+    );
     gauge(
         &mut reg,
         "journal_lost_segments",

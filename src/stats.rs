@@ -42,6 +42,20 @@ pub fn print(hubs: &[HubAddr], raw: bool) -> Result<ExitCode, String> {
             ""
         }
     );
+    if hub["journal_syncs"].as_u64().unwrap_or(0) > 0
+        || hub["journal_bytes"].as_u64().unwrap_or(0) > 0
+    {
+        println!(
+            "journal: {} bytes written, {} fdatasyncs (p50 {} us, p99 {} us, max {} us), {} \
+             bytes owed to accepted requests",
+            t(&hub["journal_bytes"]),
+            t(&hub["journal_syncs"]),
+            t(&hub["journal_sync_p50_us"]),
+            t(&hub["journal_sync_p99_us"]),
+            t(&hub["journal_sync_max_us"]),
+            t(&hub["journal_owed"]),
+        );
+    }
     if let Some(lost) = hub["journal_lost"].as_array() {
         for l in lost {
             println!("  JOURNAL LOST at this start: {}", t(l));

@@ -86,6 +86,18 @@ fn a_scrape_shows_the_hubs_counters_per_proxy_and_worker() {
     assert!(p50 > 0.0 && p50 < 10.0, "{p50}");
     assert!(find("dco_hub_connections", None).unwrap() >= 2.0);
     assert_eq!(find("dco_worker_results_total", None), Some(3.0), "{body}");
+    // The journal: what it wrote and how long its fdatasyncs took (batch: at least one per
+    // call).
+    assert!(
+        find("dco_journal_bytes_total", None).unwrap() > 0.0,
+        "{body}"
+    );
+    assert!(
+        find("dco_journal_syncs_total", None).unwrap() >= 3.0,
+        "{body}"
+    );
+    let sync_p99 = find("dco_journal_sync_seconds", Some(("quantile", "0.99"))).unwrap();
+    assert!(sync_p99 > 0.0 && sync_p99 < 60.0, "{sync_p99}");
     // Anything else is not found.
     assert_eq!(get(&metrics, "/").0, 404);
 }

@@ -130,6 +130,16 @@ pub struct HubSnapshot {
     /// Bytes the journal keeps in reserve for the answers and confirmations that accepted
     /// requests still need to write.
     pub journal_owed: u64,
+    /// Record bytes the journal wrote since the hub started.
+    pub journal_bytes: u64,
+    /// fdatasyncs of the journal since the hub started.
+    pub journal_syncs: u64,
+    /// Median fdatasync time, microseconds (within 1%).
+    pub journal_sync_p50_us: u64,
+    /// 99th percentile fdatasync time, microseconds.
+    pub journal_sync_p99_us: u64,
+    /// Longest fdatasync, microseconds.
+    pub journal_sync_max_us: u64,
     /// Durable records that recovery found damaged or missing at this start (only with
     /// `--recovery salvage`; the default mode refuses to start): where, how many, and the
     /// session and request ids of the damaged records it could read.

@@ -5,7 +5,7 @@
 
 use std::io;
 
-use crate::journal::{AppendError, Draw, Journal, Pos};
+use crate::journal::{AppendError, Draw, Journal, JournalIo, Pos};
 
 /// Records kept in memory, for a hub running without a journal (nothing survives a restart).
 /// A slab: a position is a slot number plus one (0 names a record that was not kept).
@@ -55,6 +55,8 @@ pub trait Store {
     fn owed(&self) -> u64;
     /// Called when the hub is idle (the journal makes its last durability mark durable).
     fn idle(&mut self);
+    /// What the store wrote: bytes and syncs (zeros in memory).
+    fn io(&self) -> JournalIo;
     /// The record at `p`: its kind and payload.
     fn read(&self, p: Pos) -> Option<(u8, &[u8])>;
     /// Keeps the record at `p` (pins count).
@@ -96,6 +98,9 @@ impl Store for Journal {
     fn idle(&mut self) {
         Journal::idle(self)
     }
+    fn io(&self) -> JournalIo {
+        self.io_stats()
+    }
     fn read(&self, p: Pos) -> Option<(u8, &[u8])> {
         Journal::read(self, p)
     }
@@ -129,6 +134,9 @@ impl Store for MemStore {
         0
     }
     fn idle(&mut self) {}
+    fn io(&self) -> JournalIo {
+        JournalIo::default()
+    }
     fn append(
         &mut self,
         kind: u8,

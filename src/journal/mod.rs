@@ -185,6 +185,21 @@ struct SegState {
     seed: u32,
 }
 
+/// What the journal wrote since it opened ([`Journal::io_stats`]).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct JournalIo {
+    /// Record bytes appended.
+    pub bytes: u64,
+    /// fdatasyncs made.
+    pub syncs: u64,
+    /// Median fdatasync time, microseconds (within 1%).
+    pub sync_p50_us: u64,
+    /// 99th percentile fdatasync time, microseconds.
+    pub sync_p99_us: u64,
+    /// Longest fdatasync, microseconds.
+    pub sync_max_us: u64,
+}
+
 /// What [`Journal::open`] found, for logs.
 #[derive(Debug, Default, Clone)]
 pub struct RecoveryReport {
@@ -228,6 +243,10 @@ pub struct Journal {
     last_marked: Pos,
     /// Positions handed to the syncer, with the records before them in their segment.
     commits: std::collections::VecDeque<(Pos, u32)>,
+    /// How long fdatasyncs take.
+    sync_times: sync::SyncTimes,
+    /// Bytes of records appended since the journal opened.
+    bytes_written: u64,
     /// Header slot of the next header mark written from this thread (`none`, `always`).
     mark_slot: usize,
     /// A header mark not yet written (`none`, `always`: written by [`Journal::idle`]).
@@ -490,9 +509,11 @@ impl Journal {
             }
         };
         let active_len = segments.get(&active).map(|st| st.seg.len()).unwrap_or(0);
+        let sync_times = sync::SyncTimes::default();
         let durable = Arc::new(AtomicU64::new(pos(active, write_off)));
-        let syncer = (cfg.durability == Durability::Batch)
-            .then(|| sync::Syncer::start(cfg.disk.clone(), durable.clone(), wake));
+        let syncer = (cfg.durability == Durability::Batch).then(|| {
+            sync::Syncer::start(cfg.disk.clone(), sync_times.clone(), durable.clone(), wake)
+        });
         preparer.request(active + 1);
         Ok((
             Journal {
@@ -515,6 +536,8 @@ impl Journal {
                 commits: std::collections::VecDeque::new(),
                 mark_slot: 0,
                 header_note: None,
+                sync_times,
+                bytes_written: 0,
                 owed: 0,
                 retry_at: None,
             },
@@ -579,6 +602,19 @@ impl Journal {
     /// Bytes owed to accepted work.
     pub fn owed(&self) -> u64 {
         self.owed
+    }
+
+    /// What the journal wrote since it opened: record bytes appended, and its fdatasyncs
+    /// (count, p50, p99, max in microseconds).
+    pub fn io_stats(&self) -> JournalIo {
+        let (syncs, p50, p99, max) = self.sync_times.summary();
+        JournalIo {
+            bytes: self.bytes_written,
+            syncs,
+            sync_p50_us: p50,
+            sync_p99_us: p99,
+            sync_max_us: max,
+        }
     }
 
     /// Room for records in a whole segment.
@@ -697,6 +733,7 @@ impl Journal {
         record::encode_seeded(&mut data[at..], st.seed, kind, parts);
         self.write_off = at + n;
         self.active_records += 1;
+        self.bytes_written += n as u64;
         if self
             .touched
             .last()
@@ -747,7 +784,7 @@ impl Journal {
                 &[&next.to_le_bytes()],
             );
             if self.cfg.durability != Durability::None {
-                sync::sync_or_die(&*self.cfg.disk, &st.seg.file);
+                sync::sync_or_die(&*self.cfg.disk, &self.sync_times, &st.seg.file);
             }
         }
         // 2. Give the next its header, then its name: a file with a segment's name always has
@@ -855,7 +892,7 @@ impl Journal {
             Durability::Always => {
                 let (upto, count) = (self.end(), self.active_records);
                 for f in &files {
-                    sync::sync_or_die(&*self.cfg.disk, f);
+                    sync::sync_or_die(&*self.cfg.disk, &self.sync_times, f);
                 }
                 self.mark_durable(upto, Some(count));
                 self.header_note = self.note(upto, count);
@@ -922,6 +959,7 @@ impl Journal {
         if written {
             self.write_off = at + mark_len;
             self.active_records += 1;
+            self.bytes_written += mark_len as u64;
             self.last_marked = upto;
             self.ackable = self.ackable.max(upto);
         } else {
@@ -937,7 +975,7 @@ impl Journal {
             }
             self.mark_slot ^= 1;
             if self.cfg.durability == Durability::Always {
-                sync::sync_or_die(&*self.cfg.disk, &file);
+                sync::sync_or_die(&*self.cfg.disk, &self.sync_times, &file);
             }
         }
     }

@@ -17,11 +17,48 @@ pub type MarkNote = Option<(Arc<File>, u64, Mark)>;
 /// How long the syncer waits for more work before it writes the header mark.
 const IDLE_MARK_SYNC: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// How long the journal's fdatasyncs take: counted by whichever thread syncs, read for the
+/// statistics.
+#[derive(Clone)]
+pub struct SyncTimes(Arc<parking_lot::Mutex<hdrhistogram::Histogram<u64>>>);
+
+impl Default for SyncTimes {
+    fn default() -> Self {
+        // Valid bounds (1 us to 10 minutes, 2 significant digits): cannot fail.
+        let h = hdrhistogram::Histogram::new_with_bounds(1, 600_000_000, 2)
+            .unwrap_or_else(|_| unreachable!("valid histogram bounds"));
+        SyncTimes(Arc::new(parking_lot::Mutex::new(h)))
+    }
+}
+
+impl SyncTimes {
+    fn record(&self, us: u64) {
+        self.0.lock().saturating_record(us.max(1));
+    }
+
+    /// (syncs, p50, p99, max) in microseconds.
+    pub fn summary(&self) -> (u64, u64, u64, u64) {
+        let h = self.0.lock();
+        if h.is_empty() {
+            return (0, 0, 0, 0);
+        }
+        (
+            h.len(),
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.99),
+            h.max(),
+        )
+    }
+}
+
 /// fdatasync, or exit: after a failed sync the kernel may have dropped the dirty pages, so
 /// nothing written since the last good sync can be trusted (and retrying can report success
 /// falsely). The hub stops rather than acknowledge what may be lost; a restart recovers.
-pub fn sync_or_die(disk: &dyn Disk, f: &File) {
-    if let Err(e) = disk.sync_data(f) {
+pub fn sync_or_die(disk: &dyn Disk, times: &SyncTimes, f: &File) {
+    let started = std::time::Instant::now();
+    let r = disk.sync_data(f);
+    times.record(started.elapsed().as_micros() as u64);
+    if let Err(e) = r {
         tracing::error!("journal: fdatasync failed: {e}; stopping the hub");
         eprintln!("dco: journal fdatasync failed: {e}; stopping");
         std::process::exit(70);
@@ -37,13 +74,14 @@ impl Syncer {
     /// Starts the thread; it publishes progress in `durable` and calls `wake` after each sync.
     pub fn start(
         disk: Arc<dyn Disk>,
+        times: SyncTimes,
         durable: Arc<AtomicU64>,
         wake: Box<dyn Fn() + Send>,
     ) -> Syncer {
         let (tx, rx) = unbounded::<(Pos, MarkNote, Vec<Arc<File>>)>();
         std::thread::Builder::new()
             .name("dco-journal-sync".into())
-            .spawn(move || run(&*disk, rx, durable, wake))
+            .spawn(move || run(&*disk, &times, rx, durable, wake))
             .map(|_| ())
             .unwrap_or_else(|e| {
                 eprintln!("dco: cannot start the journal syncer: {e}");
@@ -61,6 +99,7 @@ impl Syncer {
 
 fn run(
     disk: &dyn Disk,
+    times: &SyncTimes,
     rx: Receiver<(Pos, MarkNote, Vec<Arc<File>>)>,
     durable: Arc<AtomicU64>,
     wake: Box<dyn Fn() + Send>,
@@ -76,7 +115,7 @@ fn run(
                 tracing::warn!("journal: cannot write the durability mark of segment {seq}: {e}");
             }
             slot ^= 1;
-            sync_or_die(disk, &file);
+            sync_or_die(disk, times, &file);
         }
     };
     loop {
@@ -101,7 +140,7 @@ fn run(
             }
         }
         for f in &files {
-            sync_or_die(disk, f);
+            sync_or_die(disk, times, f);
         }
         if mark.is_some() {
             latest = mark;

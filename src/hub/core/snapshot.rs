@@ -73,6 +73,7 @@ impl Core {
             })
             .collect();
         proxies.sort_by_key(|p| p.id);
+        let io = self.store.io();
         Snapshot {
             hub: HubSnapshot {
                 id: format!("{:016x}", self.cfg.hub_id),
@@ -90,6 +91,11 @@ impl Core {
                 journal_segments: self.store.segments(),
                 journal_full: self.store.is_full(),
                 journal_owed: self.store.owed(),
+                journal_bytes: io.bytes,
+                journal_syncs: io.syncs,
+                journal_sync_p50_us: io.sync_p50_us,
+                journal_sync_p99_us: io.sync_p99_us,
+                journal_sync_max_us: io.sync_max_us,
                 journal_lost: self.journal_lost.clone(),
                 timers: self.timers.len(),
             },
