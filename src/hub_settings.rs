@@ -1,5 +1,6 @@
 //! `dco hub`'s settings: command-line flags, an optional TOML file (`--config`), and the
-//! embedded defaults, in that order of precedence. `--print-config` shows the result.
+//! embedded defaults, in that order of precedence. `--print-config` shows the result. A
+//! reload (SIGHUP, `dco reload`) resolves them again and applies the policies.
 //!
 //! Every flag has a key of the same name in the file (`keepalive-ms = 5000`); the policies are
 //! tables:
@@ -23,7 +24,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 /// The `dco hub` flags. Those left out come from the file, else from the defaults.
-#[derive(clap::Args, Debug, Default)]
+#[derive(clap::Args, Debug, Default, Clone)]
 pub struct HubArgs {
     /// A TOML file with any of the settings below (keys are the flags' names without `--`);
     /// flags given here win over it.
@@ -285,6 +286,16 @@ impl Settings {
         })
     }
 
+    /// The settings a reload does not change (everything but the policies), as `to_toml`
+    /// says them.
+    pub fn restart_only(&self) -> String {
+        let all = self.to_toml();
+        match all.find("\n[policy]") {
+            Some(i) => all[..i].to_string(),
+            None => all,
+        }
+    }
+
     /// The effective settings as a configuration file would say them (the secret is not
     /// printed, only where it comes from).
     pub fn to_toml(&self) -> String {
@@ -345,4 +356,12 @@ impl Settings {
         }
         out
     }
+}
+
+/// The lines of `new` that are not in `old` (settings that changed).
+pub fn changed_lines(old: &str, new: &str) -> Vec<String> {
+    new.lines()
+        .filter(|l| !l.trim().is_empty() && !old.lines().any(|o| o == *l))
+        .map(str::to_string)
+        .collect()
 }

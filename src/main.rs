@@ -80,6 +80,17 @@ enum Command {
         #[arg(long, requires = "session", value_name = "ID")]
         read: Option<u64>,
     },
+    /// Make the hub running on a data directory re-read its configuration file (as SIGHUP
+    /// does): per-proxy modes and retry policies change without dropping a connection or a
+    /// request. Prints what the hub said; exits 1 if it refused the file.
+    Reload {
+        /// The hub's data directory.
+        #[arg(long, default_value = "dco-data")]
+        data: PathBuf,
+        /// How long to wait for the hub's answer, in milliseconds.
+        #[arg(long, default_value_t = 10_000)]
+        timeout_ms: u64,
+    },
     /// Print the hub's live statistics per caller, worker and proxy.
     Stats {
         /// Hub list (default: DCO_HUB, else 127.0.0.1:7790).
@@ -251,6 +262,99 @@ fn print_outcome(outcome: dco::Result<dco::client::Reply>, session: &Session) ->
 }
 
 /// A flag set by SIGTERM or SIGINT, for a worker's graceful stop.
+/// The per-proxy policies: every proxy's (`policy`), then each proxy's own (`ID:key=value,...`).
+fn build_policies(policy: &str, proxies: &[String]) -> Result<dco::hub::Policies, String> {
+    let mut policies = dco::hub::Policies::default();
+    policies
+        .default
+        .apply(policy)
+        .map_err(|e| format!("--policy: {e}"))?;
+    for spec in proxies {
+        policies.add(spec).map_err(|e| format!("--proxy: {e}"))?;
+    }
+    Ok(policies)
+}
+
+/// How a running hub reloads: the same flags and configuration file read again. The outcome
+/// goes to the log and to `DATA/reload.status`, where `dco reload` reads it.
+fn reloader(args: hub_settings::HubArgs, data: PathBuf, restart_only: String) -> dco::hub::Reload {
+    let load = move || {
+        let r = hub_settings::Settings::resolve(&args).and_then(|set| {
+            let changed = hub_settings::changed_lines(&restart_only, &set.restart_only());
+            if !changed.is_empty() {
+                tracing::warn!(
+                    "reload: these settings change only at a restart, they stay as they are: {}",
+                    changed.join("; ")
+                );
+            }
+            build_policies(&set.policy, &set.proxies)
+        });
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros())
+            .unwrap_or(0);
+        let line = match &r {
+            Ok(_) => format!("reloaded {stamp}\n"),
+            Err(e) => format!("refused {stamp}: {e}\n"),
+        };
+        let tmp = data.join("reload.status.tmp");
+        if std::fs::write(&tmp, line).is_ok() {
+            let _ = std::fs::rename(&tmp, data.join("reload.status"));
+        }
+        r
+    };
+    dco::hub::Reload {
+        asked: Arc::new(AtomicBool::new(false)),
+        load: Box::new(load),
+    }
+}
+
+/// `dco reload`: SIGHUP to the hub of `data`, then its answer from `DATA/reload.status`.
+fn reload_hub(data: &std::path::Path, timeout_ms: u64) -> Result<ExitCode, String> {
+    let pid_file = data.join("hub.pid");
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .map_err(|e| {
+            format!(
+                "no hub runs on {}: {}: {e}",
+                data.display(),
+                pid_file.display()
+            )
+        })?
+        .trim()
+        .parse()
+        .map_err(|_| format!("{} does not hold a process id", pid_file.display()))?;
+    let status = data.join("reload.status");
+    let before = std::fs::read_to_string(&status).unwrap_or_default();
+    // SAFETY: sending a signal to a process id; no memory is involved.
+    if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
+        return Err(format!(
+            "cannot signal the hub (process {pid}): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let until = std::time::Instant::now() + Duration::from_millis(timeout_ms);
+    loop {
+        let now = std::fs::read_to_string(&status).unwrap_or_default();
+        if now != before && now.ends_with('\n') {
+            let text = now.trim_end();
+            return if let Some(rest) = text.strip_prefix("refused ") {
+                let why = rest.split_once(": ").map(|(_, w)| w).unwrap_or(rest);
+                eprintln!("dco: the hub refused the new configuration, its old one stays: {why}");
+                Ok(ExitCode::from(1))
+            } else {
+                println!("the hub (process {pid}) reloaded its configuration");
+                Ok(ExitCode::SUCCESS)
+            };
+        }
+        if std::time::Instant::now() >= until {
+            return Err(format!(
+                "the hub (process {pid}) did not answer within {timeout_ms} ms"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -323,6 +427,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 print!("{}", set.to_toml());
                 return Ok(ExitCode::SUCCESS);
             }
+            let restart_only = set.restart_only();
             let hub_settings::Settings {
                 listen,
                 unix,
@@ -357,14 +462,8 @@ fn run(command: Command) -> Result<ExitCode, String> {
             };
             std::fs::create_dir_all(&data)
                 .map_err(|e| format!("cannot create {}: {e}", data.display()))?;
-            let mut policies = dco::hub::Policies::default();
-            policies
-                .default
-                .apply(&policy)
-                .map_err(|e| format!("--policy: {e}"))?;
-            for spec in &proxies {
-                policies.add(spec).map_err(|e| format!("--proxy: {e}"))?;
-            }
+            let policies = build_policies(&policy, &proxies)?;
+            let reload = reloader(*args, data.clone(), restart_only);
             let cfg = HubConfig {
                 policies,
                 overdue_grace: Duration::from_millis(overdue_grace_ms),
@@ -426,7 +525,14 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 signal_hook::flag::register(sig, shutdown.flag())
                     .map_err(|e| format!("cannot install a signal handler: {e}"))?;
             }
-            dco::hub::run(cfg, listeners, shutdown).map_err(|e| e.to_string())?;
+            signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.asked.clone())
+                .map_err(|e| format!("cannot install a signal handler: {e}"))?;
+            // `dco reload` finds the hub by this file.
+            let pid_file = cfg.data.join("hub.pid");
+            let _ = std::fs::write(&pid_file, format!("{}\n", std::process::id()));
+            let ran = dco::hub::run_with(cfg, listeners, shutdown, Some(reload));
+            let _ = std::fs::remove_file(&pid_file);
+            ran.map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Worker {
@@ -518,6 +624,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let outcome = session.call_with(proxy, flags, timeout);
             Ok(print_outcome(outcome, &session))
         }
+        Command::Reload { data, timeout_ms } => reload_hub(&data, timeout_ms),
         Command::Stats { hub, json } => {
             stdout_may_close();
             stats::print(&hub_list(&hub)?, json)

@@ -161,3 +161,103 @@ fn a_bad_file_is_refused_with_its_line_and_nothing_starts() {
         assert!(!data.join("hub.addr").exists(), "{text:?}: a hub started");
     }
 }
+
+/// The policy the hub at `addr` applies to proxy `id`, from `dco stats --json`.
+fn policy_of(addr: &str, id: i32) -> String {
+    let out = Command::new(dco_bin())
+        .args(["stats", "--json", "--hub", addr])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["proxies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["id"] == id)
+        .map(|p| p["policy"].as_str().unwrap_or("").to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_reload_changes_policies_without_dropping_anyone_and_a_bad_file_changes_nothing() {
+    let dir = TempDir::new("config-reload");
+    let data = dir.path().join("data");
+    let body = |attempts: &str, extra: &str| {
+        format!(
+            "listen = \"127.0.0.1:0\"\nunix = \"none\"\ndata = {:?}\nproxy-ids = [7]\n\n\
+             [proxy.7]\nattempts = {attempts}\n{extra}",
+            data.to_str().unwrap()
+        )
+    };
+    let cfg = write(&dir, "hub.toml", &body("2", ""));
+    let _hub = Proc(
+        Command::new(dco_bin())
+            .args(["hub", "--config", &cfg])
+            .env("DCO_LOG", "error")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let until = Instant::now() + Duration::from_secs(20);
+    let addr = loop {
+        if let Ok(s) = std::fs::read_to_string(data.join("hub.addr")) {
+            if s.ends_with('\n') && data.join("hub.pid").exists() {
+                break s.trim().to_string();
+            }
+        }
+        assert!(Instant::now() < until, "the hub did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // A caller connected across the reload, with a request waiting for a worker.
+    let mut s = Session::new(SessionConfig::with_hubs(
+        HubAddr::parse_list(&addr).unwrap(),
+    ));
+    s.write(b"waits").unwrap();
+    let waiting = s.send(7, false, false).unwrap();
+    s.flush().unwrap();
+    assert!(policy_of(&addr, 7).contains("attempts=2"));
+    let reload = || {
+        Command::new(dco_bin())
+            .args(["reload", "--data"])
+            .arg(&data)
+            .output()
+            .unwrap()
+    };
+
+    // A good file: the new policy is in force, the caller and its request are still there.
+    write(&dir, "hub.toml", &body("5", "backoff-ms = 40\n"));
+    let out = reload();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("reloaded"));
+    let p = policy_of(&addr, 7);
+    assert!(
+        p.contains("attempts=5") && p.contains("backoff-ms=40"),
+        "{p}"
+    );
+    assert!(s.is_connected());
+    let e = s
+        .read(waiting, Some(Duration::from_millis(100)))
+        .unwrap_err();
+    assert_eq!(
+        e.status,
+        Status::Timeout,
+        "the waiting request is still waiting: {e}"
+    );
+
+    // A bad file: refused with its reason, the policy in force stays.
+    write(&dir, "hub.toml", &body("0", ""));
+    let out = reload();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused") && err.contains("attempts"), "{err}");
+    write(&dir, "hub.toml", "[proxy.7\nattempts = 3\n");
+    let out = reload();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
+    assert!(policy_of(&addr, 7).contains("attempts=5"));
+    assert!(s.is_connected());
+}

@@ -24,7 +24,7 @@ pub mod store;
 
 pub use self::core::{Mode, Policies, ProxyPolicy};
 pub use listener::Listeners;
-pub use shell::{run, spawn, HubHandle, Shutdown};
+pub use shell::{run, run_with, spawn, HubHandle, Reload, Shutdown};
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -136,7 +136,29 @@ impl Clock {
 }
 
 /// Runs the hub on the bound `listeners` until `shutdown` is triggered.
+/// Re-reads the per-proxy policies when asked (SIGHUP, `dco reload`): `asked` is set by the
+/// signal handler; `load` reads the configuration again, or says why it cannot be used.
+pub struct Reload {
+    /// Set to ask for a reload.
+    pub asked: Arc<AtomicBool>,
+    /// Reads the policies anew; an error leaves the ones in force.
+    pub load: Box<dyn Fn() -> Result<crate::hub::Policies, String> + Send>,
+}
+
+/// Runs a hub until `shutdown` is triggered (see [`run_with`]).
 pub fn run(cfg: HubConfig, listeners: Listeners, shutdown: Shutdown) -> io::Result<()> {
+    run_with(cfg, listeners, shutdown, None)
+}
+
+/// Runs a hub until `shutdown` is triggered; `reload`, if given, applies new per-proxy
+/// policies while it runs, without dropping a connection or a request (requests already
+/// accepted keep the mode they were accepted with).
+pub fn run_with(
+    cfg: HubConfig,
+    listeners: Listeners,
+    shutdown: Shutdown,
+    reload: Option<Reload>,
+) -> io::Result<()> {
     match crate::sys::raise_nofile_limit() {
         Ok((old, new)) if new > old => {
             tracing::info!("open-file limit raised from {old} to {new}")
@@ -150,6 +172,23 @@ pub fn run(cfg: HubConfig, listeners: Listeners, shutdown: Shutdown) -> io::Resu
         if shutdown.is_triggered() {
             shell.quit();
             return Ok(());
+        }
+        if let Some(r) = reload
+            .as_ref()
+            .filter(|r| r.asked.swap(false, Ordering::SeqCst))
+        {
+            match (r.load)() {
+                Ok(p) => {
+                    tracing::info!(
+                        "configuration reloaded: every proxy's policy is now {}",
+                        p.default
+                    );
+                    shell.core.set_policies(p);
+                }
+                Err(e) => {
+                    tracing::error!("reload refused, the configuration in force stays: {e}")
+                }
+            }
         }
         let now = shell.clock.now();
         let sleep = shell

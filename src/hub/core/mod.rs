@@ -211,6 +211,13 @@ impl Core {
         core
     }
 
+    /// New per-proxy policies (a reload): requests accepted from now on get their modes, and
+    /// every retry and service-time limit from now on follows them; requests already accepted
+    /// keep the mode they were accepted with (it is journaled).
+    pub fn set_policies(&mut self, p: Policies) {
+        self.cfg.policies = p;
+    }
+
     /// Notes what recovery reported lost (shown in the statistics).
     pub fn note_journal_lost(&mut self, lost: Vec<String>) {
         self.journal_lost = lost;
