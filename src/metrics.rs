@@ -152,6 +152,28 @@ pub fn render(json: &str) -> Result<String, String> {
         "Open connections",
         num(&hub["connections"]),
     );
+    let by_role = Family::<Labels, Gauge>::default();
+    for role in ["caller", "worker", "monitor", "greeting"] {
+        by_role
+            .get_or_create(&labels(&[("role", role.into())]))
+            .set(num(&hub["connections_by_role"][role]) as i64);
+    }
+    reg.register(
+        "hub_connections_by_role",
+        "Open connections by role (greeting: no HELLO yet)",
+        by_role,
+    );
+    let refused = Family::<Labels, Counter>::default();
+    for (why, n) in hub["refused"].as_object().into_iter().flatten() {
+        refused
+            .get_or_create(&labels(&[("status", why.clone())]))
+            .inc_by(num(n));
+    }
+    reg.register(
+        "hub_refused_connections",
+        "Connections refused or closed with a REFUSE, by its status",
+        refused,
+    );
     gauge(
         &mut reg,
         "hub_inflight",

@@ -124,6 +124,11 @@ fn a_hub_runs_on_its_file_with_a_secret_from_a_file() {
         String::from_utf8_lossy(&stats.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    // The caller without the secret is counted among the refused connections.
+    assert!(
+        v["hub"]["refused"]["DCO_E_REFUSED"].as_u64().unwrap_or(0) >= 1,
+        "{v}"
+    );
     let policy = v["proxies"]
         .as_array()
         .into_iter()

@@ -85,6 +85,12 @@ fn a_scrape_shows_the_hubs_counters_per_proxy_and_worker() {
     let p50 = find("dco_proxy_latency_seconds", Some(("quantile", "0.5"))).unwrap();
     assert!(p50 > 0.0 && p50 < 10.0, "{p50}");
     assert!(find("dco_hub_connections", None).unwrap() >= 2.0);
+    assert_eq!(
+        find("dco_hub_connections_by_role", Some(("role", "worker"))),
+        Some(1.0),
+        "{body}"
+    );
+    assert!(find("dco_hub_connections_by_role", Some(("role", "caller"))).unwrap() >= 1.0);
     assert_eq!(find("dco_worker_results_total", None), Some(3.0), "{body}");
     // The journal: what it wrote and how long its fdatasyncs took (batch: at least one per
     // call).

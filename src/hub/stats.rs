@@ -122,6 +122,12 @@ pub struct HubSnapshot {
     pub busy: u64,
     /// Connections closed for protocol errors.
     pub protocol_errors: u64,
+    /// Open connections by role: `caller`, `worker`, `monitor`, `greeting` (no HELLO yet).
+    pub connections_by_role: std::collections::BTreeMap<String, u64>,
+    /// Connections refused or closed with a REFUSE since the start, by its status name
+    /// (`DCO_E_REFUSED` for a wrong secret, `DCO_E_PROTOCOL`, `DCO_E_BUSY` at the connection
+    /// limit, ...).
+    pub refused: std::collections::BTreeMap<String, u64>,
     /// Journal segment files in use (0 without a journal).
     pub journal_segments: usize,
     /// Whether the journal could not grow at its last attempt (disk full): new requests are

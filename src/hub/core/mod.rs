@@ -141,6 +141,8 @@ enum ReqState {
 struct Counters {
     busy: u64,
     protocol_errors: u64,
+    /// Connections refused or closed with a REFUSE, by its status name.
+    refused: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// See the module documentation.
@@ -351,6 +353,7 @@ impl Core {
         if status == Status::Protocol {
             self.counters.protocol_errors += 1;
         }
+        *self.counters.refused.entry(status.name()).or_insert(0) += 1;
         self.mark_dirty(t);
     }
 

@@ -79,6 +79,25 @@ impl Core {
                 id: format!("{:016x}", self.cfg.hub_id),
                 uptime_s: now.saturating_sub(self.started_us) / 1_000_000,
                 connections: self.conns.iter().flatten().count(),
+                connections_by_role: {
+                    let mut by = std::collections::BTreeMap::new();
+                    for c in self.conns.iter().flatten() {
+                        let role = match c.role {
+                            Role::Greeting => "greeting",
+                            Role::Caller(_) => "caller",
+                            Role::Worker(_) => "worker",
+                            Role::Monitor => "monitor",
+                        };
+                        *by.entry(role.to_string()).or_insert(0) += 1;
+                    }
+                    by
+                },
+                refused: self
+                    .counters
+                    .refused
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), *v))
+                    .collect(),
                 inflight: self.flights.len(),
                 queued: self
                     .router
