@@ -266,3 +266,32 @@ fn a_reload_changes_policies_without_dropping_anyone_and_a_bad_file_changes_noth
     assert!(policy_of(&addr, 7).contains("attempts=5"));
     assert!(s.is_connected());
 }
+
+#[test]
+fn every_setting_is_in_the_operations_guide() {
+    let out = Command::new(dco_bin())
+        .args(["hub", "--print-config"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let guide = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/OPERATIONS.md"),
+    )
+    .unwrap();
+    let mut keys = 0;
+    for line in text.lines() {
+        // `key = value`, and the commented defaults (`# unix = ...`, `# secret: ...`).
+        let line = line.trim_start_matches("# ");
+        let key = line.split([' ', '=', ':']).next().unwrap_or("").trim();
+        if key.is_empty() || key.starts_with('[') {
+            continue;
+        }
+        let key = if key == "secret" { "secret-file" } else { key };
+        keys += 1;
+        assert!(
+            guide.contains(&format!("| `{key}`")),
+            "setting `{key}` is not in docs/OPERATIONS.md §1"
+        );
+    }
+    assert!(keys > 15, "{text}");
+}

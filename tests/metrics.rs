@@ -104,6 +104,24 @@ fn a_scrape_shows_the_hubs_counters_per_proxy_and_worker() {
     );
     let sync_p99 = find("dco_journal_sync_seconds", Some(("quantile", "0.99"))).unwrap();
     assert!(sync_p99 > 0.0 && sync_p99 < 60.0, "{sync_p99}");
+    // Every metric is in the operations guide.
+    let guide = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/OPERATIONS.md"),
+    )
+    .unwrap();
+    for line in body.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let name = line.split_whitespace().nth(2).unwrap_or("");
+        let counter = line.ends_with(" counter");
+        let shown = if counter {
+            format!("`{name}_total`")
+        } else {
+            format!("`{name}`")
+        };
+        assert!(
+            guide.contains(&shown),
+            "metric {shown} is not in docs/OPERATIONS.md §4"
+        );
+    }
     // Anything else is not found.
     assert_eq!(get(&metrics, "/").0, 404);
 }
