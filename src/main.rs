@@ -268,9 +268,11 @@ fn build_policies(policy: &str, proxies: &[String]) -> Result<dco::hub::Policies
     policies
         .default
         .apply(policy)
-        .map_err(|e| format!("--policy: {e}"))?;
+        .map_err(|e| format!("every proxy's policy ([policy], --policy): {e}"))?;
     for spec in proxies {
-        policies.add(spec).map_err(|e| format!("--proxy: {e}"))?;
+        policies
+            .add(spec)
+            .map_err(|e| format!("a proxy's policy ([proxy.ID], --proxy {spec}): {e}"))?;
     }
     Ok(policies)
 }
