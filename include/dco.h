@@ -177,7 +177,8 @@ typedef struct dco_worker dco_worker;
  */
 typedef struct {
   /*
-   The caller's session id.
+   A tag of the caller's session: the same for every request of the session, also after
+   a restart of the hub, but not the session id itself.
    */
   uint64_t session;
   /*

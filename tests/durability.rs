@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{echo_worker, slow_echo_worker, Hub, TempDir};
+use common::{echo_worker, slow_echo_worker, Hub, InProc, TempDir};
 use dco::client::{Session, SessionConfig};
 use dco::wire::HubAddr;
 use dco::Status;
@@ -461,5 +461,41 @@ fn damaged_acknowledged_requests_stop_the_start_and_salvage_names_them() {
     assert_eq!(
         hub.stats()["hub"]["journal_lost"].as_array().unwrap().len(),
         0
+    );
+}
+
+/// A session id lets its holder resume the session (and take its answers): a worker sees a
+/// tag in its place, the same for every request of the session, also after a restart.
+#[test]
+fn workers_see_a_stable_tag_not_the_callers_session_id() {
+    let mut hub = Hub::start(&["--proxy-ids", "3"]);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut s = session(&hub.addr);
+    let sid = s.session_id();
+    let run = |hub: &Hub, s: &mut Session, body: &[u8]| {
+        let seen2 = seen.clone();
+        let w = InProc::start(&hub.addr, vec![3], move |d, r| {
+            seen2.lock().unwrap().push(d.session);
+            r.write(d.body);
+            dco::worker::Outcome::Success
+        });
+        s.write(body).unwrap();
+        let r = s.call(3, Some(Duration::from_secs(20))).unwrap();
+        assert_eq!(r.body, body);
+        drop(w);
+    };
+    run(&hub, &mut s, b"one");
+    run(&hub, &mut s, b"two");
+    hub.kill_and_restart();
+    run(&hub, &mut s, b"three");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(
+        seen.iter().all(|t| *t != sid),
+        "a worker saw the session id"
+    );
+    assert!(
+        seen.iter().all(|t| *t == seen[0]),
+        "the tag changed: {seen:?}"
     );
 }

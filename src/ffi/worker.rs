@@ -49,7 +49,8 @@ impl super::Castable for dco_reply {
 /// One request handed to a worker's handler. Valid only during the handler call.
 #[repr(C)]
 pub struct dco_delivery {
-    /// The caller's session id.
+    /// A tag of the caller's session: the same for every request of the session, also after
+    /// a restart of the hub, but not the session id itself.
     pub session: u64,
     /// The caller's request id; with `session` it names the request across redeliveries.
     pub request_id: u64,

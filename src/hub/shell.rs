@@ -271,6 +271,12 @@ impl Shell {
             Some(_) => persistent_id(&cfg.data.join("hub.id"))?,
             None => crate::sys::random_u64(),
         };
+        // The key of the session tags workers see instead of session ids: kept with the
+        // journal, so a request redelivered after a restart shows the same tag.
+        let delivery_key = match cfg.journal {
+            Some(_) => persistent_key(&cfg.data.join("delivery.key"))?,
+            None => [crate::sys::random_u64(), crate::sys::random_u64()],
+        };
         let known_file = cfg.journal.as_ref().map(|_| cfg.data.join("proxies"));
         let router = Router::with_known_file(known_file, &cfg.proxy_ids)?;
         let mut rec = Recovered::default();
@@ -318,6 +324,7 @@ impl Shell {
             greeting_timeout: cfg.greeting_timeout,
             hub_id,
             answer_reserve: cfg.answer_reserve,
+            delivery_key,
         };
         let mut core = Core::new(core_cfg, store, router, rec, now);
         core.note_journal_lost(lost);
@@ -682,4 +689,34 @@ fn persistent_id(path: &std::path::Path) -> io::Result<u64> {
     std::fs::write(&tmp, format!("{id:016x}\n"))?;
     std::fs::rename(&tmp, path)?;
     Ok(id)
+}
+
+/// The 128-bit key stored in `path` (two words of 16 hex digits), made (and stored, readable by
+/// the owner only) on first use.
+fn persistent_key(path: &std::path::Path) -> io::Result<[u64; 2]> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let mut words = text.split_whitespace().map(|w| u64::from_str_radix(w, 16));
+        if let (Some(Ok(a)), Some(Ok(b))) = (words.next(), words.next()) {
+            return Ok([a, b]);
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let key = [crate::sys::random_u64(), crate::sys::random_u64()];
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        writeln!(f, "{:016x} {:016x}", key[0], key[1])?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    Ok(key)
 }

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 /// One request handed to a worker.
 #[derive(Clone, Copy, Debug)]
 pub struct Delivery<'a> {
-    /// The caller's session id.
+    /// A tag of the caller's session: the same for every request of the session, also after
+    /// a restart of the hub, but not the session id itself (which would let its holder resume
+    /// the session).
     pub session: u64,
     /// The caller's request id; with `session` it names the request across redeliveries.
     pub request: u64,

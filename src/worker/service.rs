@@ -20,7 +20,7 @@ pub(crate) struct Tag(pub u64);
 /// One request handed to a [`Service`], owned so that it can travel to another thread or task.
 #[derive(Debug)]
 pub struct Request {
-    /// The caller's session id.
+    /// A tag of the caller's session (see [`crate::worker::Delivery::session`]).
     pub session: u64,
     /// The caller's request id; with `session` it names the request across redeliveries.
     pub request: u64,

@@ -149,12 +149,13 @@ impl Core {
             accept_pos: req.pos,
         });
         req.tag = tag;
+        let worker_session = self.session_tag_for_workers(session);
         let Some(c) = self.conns.get_mut(w.token).and_then(|x| x.as_mut()) else {
             return;
         };
         let head = DeliverHead {
             tag: tag.0,
-            session: session.0,
+            session: worker_session,
             request: id,
             proxy,
             attempt,

@@ -100,6 +100,9 @@ pub struct CoreConfig {
     /// answer can be journaled when the disk is full (larger answers are then replaced by a
     /// note that says so).
     pub answer_reserve: u32,
+    /// Key of the session tags workers see in DELIVER instead of callers' session ids (a
+    /// session id would let its holder resume the session); kept across restarts.
+    pub delivery_key: [u64; 2],
 }
 
 /// A request accepted and not yet answered.
@@ -223,6 +226,16 @@ impl Core {
     /// Notes what recovery reported lost (shown in the statistics).
     pub fn note_journal_lost(&mut self, lost: Vec<String>) {
         self.journal_lost = lost;
+    }
+
+    /// What a worker sees of `session`: a keyed hash (SipHash-2-4), the same for every
+    /// delivery of the session's requests, which tells nothing about the id.
+    fn session_tag_for_workers(&self, session: SessionId) -> u64 {
+        use std::hash::Hasher;
+        let [k0, k1] = self.cfg.delivery_key;
+        let mut h = siphasher::sip::SipHasher24::new_with_keys(k0, k1);
+        h.write_u64(session.0);
+        h.finish()
     }
 
     /// Bytes the store keeps in reserve for each accepted request until it finishes.

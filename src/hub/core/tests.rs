@@ -62,6 +62,7 @@ impl H {
             greeting_timeout: Duration::from_secs(10),
             hub_id: 42,
             answer_reserve: 4096,
+            delivery_key: [1, 2],
         };
         let router = Router::with_known_file(None, &[5, 6]).unwrap();
         let store = MemStore::default();
