@@ -196,7 +196,13 @@ pub fn run_with(
             .next_due()
             .map(|due| Duration::from_micros(due.saturating_sub(now)))
             .unwrap_or(MAX_SLEEP)
-            .min(MAX_SLEEP);
+            .min(MAX_SLEEP)
+            // Records waiting for a sync nobody asked for go out within the journal's limit.
+            .min(if shell.core.store_mut().has_deferred() {
+                crate::journal::DEFER_LIMIT
+            } else {
+                MAX_SLEEP
+            });
         match shell.poll.poll(&mut events, Some(sleep)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -354,7 +360,8 @@ impl Shell {
         }
         let now = self.now;
         self.core.advance(now);
-        self.core.store_mut().commit();
+        let urgent = self.core.awaits_durability();
+        self.core.store_mut().commit(urgent);
         self.core.durable(now);
         for t in std::mem::take(&mut self.writable) {
             self.write_peer(t);
@@ -670,7 +677,7 @@ impl Shell {
         if let Some((_, path)) = &self.listeners.unix {
             let _ = std::fs::remove_file(path);
         }
-        self.core.store_mut().commit();
+        self.core.store_mut().commit(true);
     }
 }
 

@@ -63,8 +63,11 @@ pub trait Store {
     fn pin(&mut self, p: Pos);
     /// Releases one pin of the record at `p`.
     fn unpin(&mut self, p: Pos);
-    /// Ends a round of appends (starts or does the sync the policy asks for).
-    fn commit(&mut self);
+    /// Ends a round of appends (starts or does the sync the policy asks for); `urgent`:
+    /// something waits for this round's records to be durable.
+    fn commit(&mut self, urgent: bool);
+    /// Whether written records wait for a sync nobody asked for yet: commit again soon.
+    fn has_deferred(&self) -> bool;
     /// Records before this position are durable.
     fn durable(&self) -> Pos;
     /// A position that is durable once everything written so far is (for acknowledging
@@ -110,8 +113,11 @@ impl Store for Journal {
     fn unpin(&mut self, p: Pos) {
         Journal::unpin(self, p)
     }
-    fn commit(&mut self) {
-        Journal::commit(self)
+    fn commit(&mut self, urgent: bool) {
+        Journal::commit_with(self, urgent)
+    }
+    fn has_deferred(&self) -> bool {
+        Journal::has_deferred(self)
     }
     fn durable(&self) -> Pos {
         Journal::durable(self)
@@ -179,7 +185,10 @@ impl Store for MemStore {
             }
         }
     }
-    fn commit(&mut self) {}
+    fn commit(&mut self, _urgent: bool) {}
+    fn has_deferred(&self) -> bool {
+        false
+    }
     fn durable(&self) -> Pos {
         self.durable.load(std::sync::atomic::Ordering::Acquire)
     }

@@ -35,6 +35,10 @@ pub use recover::{Lost, Region};
 pub use segment::SEGMENT_HEADER;
 use segment::{Mark, Segment};
 
+/// The longest that records nothing waits for (answers, confirmations, delivery notes) wait
+/// for a sync under `batch` ([`Journal::commit_with`]).
+pub const DEFER_LIMIT: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Where a record is: `segment seq << 32 | offset`. Positions grow with every append, so they
 /// double as log sequence numbers.
 pub type Pos = u64;
@@ -245,6 +249,8 @@ pub struct Journal {
     commits: std::collections::VecDeque<(Pos, u32)>,
     /// How long fdatasyncs take.
     sync_times: sync::SyncTimes,
+    /// Since when written records wait for a sync nothing asked for (`batch`).
+    deferred_since: Option<std::time::Instant>,
     /// Bytes of records appended since the journal opened.
     bytes_written: u64,
     /// Header slot of the next header mark written from this thread (`none`, `always`).
@@ -537,6 +543,7 @@ impl Journal {
                 mark_slot: 0,
                 header_note: None,
                 sync_times,
+                deferred_since: None,
                 bytes_written: 0,
                 owed: 0,
                 retry_at: None,
@@ -862,6 +869,15 @@ impl Journal {
     /// tail. Then `always` syncs this round's writes here and `batch` hands them to the
     /// syncer. A failed sync is fatal (see the module docs).
     pub fn commit(&mut self) {
+        self.commit_with(true)
+    }
+
+    /// [`Journal::commit`], saying whether anything waits for this round's records to be
+    /// durable (an acknowledgement, a delivery). Under `batch`, a round nothing waits for (an
+    /// answer, a confirmation, a delivery note) asks for no sync of its own: its records go
+    /// with the next sync something waits for, or after [`DEFER_LIMIT`] at the latest, so a
+    /// call costs one fdatasync, not two.
+    pub fn commit_with(&mut self, urgent: bool) {
         if self.cfg.durability == Durability::Batch {
             let live = self.durable.load(Ordering::Acquire);
             if live > self.ackable {
@@ -881,6 +897,15 @@ impl Journal {
         if self.touched.is_empty() {
             return;
         }
+        if self.cfg.durability == Durability::Batch && !urgent {
+            let since = *self
+                .deferred_since
+                .get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() < DEFER_LIMIT {
+                return;
+            }
+        }
+        self.deferred_since = None;
         let files = std::mem::take(&mut self.touched);
         match self.cfg.durability {
             Durability::None => {
@@ -978,6 +1003,12 @@ impl Journal {
                 sync::sync_or_die(&*self.cfg.disk, &self.sync_times, &file);
             }
         }
+    }
+
+    /// Whether written records wait for a sync that nothing has asked for yet (the caller
+    /// should commit again within [`DEFER_LIMIT`]).
+    pub fn has_deferred(&self) -> bool {
+        self.deferred_since.is_some()
     }
 
     /// Called when the hub has been idle a while: under `none` and `always`, writes the

@@ -379,6 +379,18 @@ impl Core {
         self.settle_closed(t, conn, now);
     }
 
+    /// Whether anything waits for what the store wrote to become durable: a caller's
+    /// acknowledgement, or a request's delivery.
+    pub fn awaits_durability(&self) -> bool {
+        !self.await_durable.is_empty()
+            || self.ack_waiters.iter().any(|&t| {
+                matches!(
+                    self.conns.get(t).and_then(|c| c.as_ref()),
+                    Some(Conn { role: Role::Caller(c), .. }) if !c.unacked.is_empty()
+                )
+            })
+    }
+
     /// The store is durable further: acknowledgements may go out.
     pub fn durable(&mut self, now: Micros) {
         self.release_acks(now);
