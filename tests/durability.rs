@@ -302,21 +302,7 @@ fn a_full_disk_refuses_new_requests_and_keeps_serving() {
     );
     let mut s = session(&hub.addr);
     let body = vec![7u8; 16 * 1024];
-    let mut accepted = Vec::new();
-    let mut refused = None;
-    for _ in 0..2000 {
-        s.write(&body).unwrap();
-        let id = s.send(2, false, false).unwrap();
-        // A refusal comes back as the request's answer at once; accepted ones wait.
-        match s.read(id, Some(Duration::from_millis(50))) {
-            Err(e) if e.status == Status::Busy => {
-                refused = Some(e);
-                break;
-            }
-            Err(e) if e.status == Status::Timeout => accepted.push(id),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let (accepted, refused) = common::send_until_busy(&mut s, 2, &body, 2000);
     let e = refused.expect("a 6 MiB disk must fill up");
     assert!(e.message.contains("journal"), "{e}");
     assert!(accepted.len() > 100, "{} accepted", accepted.len());
@@ -330,20 +316,7 @@ fn a_full_disk_refuses_new_requests_and_keeps_serving() {
         );
     }
     // With the backlog gone, space is reclaimed and new requests are taken again.
-    let until = Instant::now() + Duration::from_secs(20);
-    loop {
-        s.write(b"again").unwrap();
-        match s.call(2, Some(Duration::from_secs(5))) {
-            Ok(r) => {
-                assert_eq!(r.body, b"again");
-                break;
-            }
-            Err(e) if e.status == Status::Busy && Instant::now() < until => {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
+    common::call_until_taken(&mut s, 2, b"again", Duration::from_secs(20));
 }
 
 fn rss_anon_kb(pid: u32) -> u64 {

@@ -13,7 +13,6 @@ use dco::client::{Session, SessionConfig};
 use dco::journal::{Journal, JournalConfig};
 use dco::wire::HubAddr;
 use dco::worker::Outcome;
-use dco::Status;
 
 fn session(addr: &str) -> Session {
     let mut cfg = SessionConfig::with_hubs(HubAddr::parse_list(addr).unwrap());
@@ -62,20 +61,7 @@ fn a_full_disk_drains_takes_new_work_without_a_restart_and_reruns_nothing_answer
     std::fs::write(&flag, b"").unwrap();
     let mut s = session(&hub.addr);
     let body = vec![7u8; 16 * 1024];
-    let mut accepted = Vec::new();
-    let mut refused = None;
-    for _ in 0..2000 {
-        s.write(&body).unwrap();
-        let id = s.send(2, false, false).unwrap();
-        match s.read(id, Some(Duration::from_millis(50))) {
-            Err(e) if e.status == Status::Busy => {
-                refused = Some(e);
-                break;
-            }
-            Err(e) if e.status == Status::Timeout => accepted.push(id),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let (accepted, refused) = common::send_until_busy(&mut s, 2, &body, 2000);
     let e = refused.expect("the journal must fill up");
     assert!(e.message.contains("journal"), "{e}");
     assert!(accepted.len() > 20, "{} accepted", accepted.len());
@@ -94,20 +80,7 @@ fn a_full_disk_drains_takes_new_work_without_a_restart_and_reruns_nothing_answer
     }
     // The disk is still full, but the space of the finished work is reused: new work is
     // taken again without a restart.
-    let until = Instant::now() + Duration::from_secs(20);
-    loop {
-        s.write(b"again").unwrap();
-        match s.call(2, Some(Duration::from_secs(5))) {
-            Ok(r) => {
-                assert_eq!(r.body, b"again");
-                break;
-            }
-            Err(e) if e.status == Status::Busy && Instant::now() < until => {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
+    common::call_until_taken(&mut s, 2, b"again", Duration::from_secs(20));
     assert_eq!(hub.stats()["hub"]["journal_full"], false);
     drop(s);
     drop(w);

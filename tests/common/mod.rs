@@ -367,3 +367,44 @@ impl Drop for InProc {
         }
     }
 }
+
+/// Sends requests of `body` to `proxy` (up to `most`) until one is refused with
+/// `DCO_E_BUSY`, which comes back at once as its answer: the ids accepted (still waiting), and
+/// the refusal if one came.
+pub fn send_until_busy(
+    s: &mut dco::client::Session,
+    proxy: i32,
+    body: &[u8],
+    most: usize,
+) -> (Vec<u64>, Option<dco::Error>) {
+    let mut accepted = Vec::new();
+    for _ in 0..most {
+        s.write(body).unwrap();
+        let id = s.send(proxy, false, false).unwrap();
+        match s.read(id, Some(Duration::from_millis(50))) {
+            Err(e) if e.status == dco::Status::Busy => return (accepted, Some(e)),
+            Err(e) if e.status == dco::Status::Timeout => accepted.push(id),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    (accepted, None)
+}
+
+/// Calls `proxy` with `body` until the hub takes it (a refusal with `DCO_E_BUSY` is tried again
+/// for up to `within`), and checks the echo.
+pub fn call_until_taken(s: &mut dco::client::Session, proxy: i32, body: &[u8], within: Duration) {
+    let until = Instant::now() + within;
+    loop {
+        s.write(body).unwrap();
+        match s.call(proxy, Some(Duration::from_secs(5))) {
+            Ok(r) => {
+                assert_eq!(r.body, body);
+                return;
+            }
+            Err(e) if e.status == dco::Status::Busy && Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
