@@ -313,6 +313,7 @@ fn reloader(args: hub_settings::HubArgs, data: PathBuf, restart_only: String) ->
 
 /// `dco reload`: SIGHUP to the hub of `data`, then its answer from `DATA/reload.status`.
 fn reload_hub(data: &std::path::Path, timeout_ms: u64) -> Result<ExitCode, String> {
+    use std::os::unix::ffi::OsStrExt;
     let pid_file = data.join("hub.pid");
     let pid: i32 = std::fs::read_to_string(&pid_file)
         .map_err(|e| {
@@ -325,6 +326,22 @@ fn reload_hub(data: &std::path::Path, timeout_ms: u64) -> Result<ExitCode, Strin
         .trim()
         .parse()
         .map_err(|_| format!("{} does not hold a process id", pid_file.display()))?;
+    // A hub killed without quitting leaves its file behind, and its id may be another
+    // process's by now: signal only a dco hub (SIGHUP would end most other programs).
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let is_dco = args.first().is_some_and(|a| {
+        std::path::Path::new(std::ffi::OsStr::from_bytes(a))
+            .file_name()
+            .is_some_and(|n| n.as_bytes().starts_with(b"dco"))
+    });
+    if !is_dco || !args.contains(&&b"hub"[..]) {
+        return Err(format!(
+            "process {pid} named in {} is not a running dco hub (a hub that was killed leaves \
+             the file behind)",
+            pid_file.display()
+        ));
+    }
     let status = data.join("reload.status");
     let before = std::fs::read_to_string(&status).unwrap_or_default();
     // SAFETY: sending a signal to a process id; no memory is involved.

@@ -17,6 +17,32 @@ fn write(dir: &TempDir, name: &str, text: &str) -> String {
     p.to_str().unwrap().to_string()
 }
 
+/// Starts `dco hub --config CFG` (its data directory `data`) and waits until it listens and has
+/// written its process id: the hub, and the address it bound. Its log (errors only, some of
+/// them provoked on purpose) is kept out of the test's output.
+fn start_on_file(cfg: &str, data: &std::path::Path) -> (Proc, String) {
+    let hub = Proc(
+        Command::new(dco_bin())
+            .args(["hub", "--config", cfg])
+            .env("DCO_LOG", "error")
+            .env_remove("DCO_SECRET")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(s) = std::fs::read_to_string(data.join("hub.addr")) {
+            if s.ends_with('\n') && data.join("hub.pid").exists() {
+                return (hub, s.trim().to_string());
+            }
+        }
+        assert!(Instant::now() < until, "the hub did not start on its file");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn flags_win_over_the_file_and_print_config_shows_the_result() {
     let dir = TempDir::new("config-print");
@@ -78,25 +104,7 @@ fn a_hub_runs_on_its_file_with_a_secret_from_a_file() {
             secret
         ),
     );
-    let _hub = Proc(
-        Command::new(dco_bin())
-            .args(["hub", "--config", &cfg])
-            .env("DCO_LOG", "error")
-            .env_remove("DCO_SECRET")
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let until = Instant::now() + Duration::from_secs(20);
-    let addr = loop {
-        if let Ok(s) = std::fs::read_to_string(data.join("hub.addr")) {
-            if s.ends_with('\n') {
-                break s.trim().to_string();
-            }
-        }
-        assert!(Instant::now() < until, "the hub did not start on its file");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let (_hub, addr) = start_on_file(&cfg, &data);
     // Without the secret: refused. With it: the proxy's policy from the file is in force.
     let hubs = HubAddr::parse_list(&addr).unwrap();
     let mut cfg_plain = SessionConfig::with_hubs(hubs.clone());
@@ -195,26 +203,8 @@ fn a_reload_changes_policies_without_dropping_anyone_and_a_bad_file_changes_noth
         )
     };
     let cfg = write(&dir, "hub.toml", &body("2", ""));
-    // The refusals below are logged as errors: kept out of the test's output.
-    let _hub = Proc(
-        Command::new(dco_bin())
-            .args(["hub", "--config", &cfg])
-            .env("DCO_LOG", "error")
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let until = Instant::now() + Duration::from_secs(20);
-    let addr = loop {
-        if let Ok(s) = std::fs::read_to_string(data.join("hub.addr")) {
-            if s.ends_with('\n') && data.join("hub.pid").exists() {
-                break s.trim().to_string();
-            }
-        }
-        assert!(Instant::now() < until, "the hub did not start");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    // The refusals below are logged as errors: start_on_file keeps them out of the output.
+    let (_hub, addr) = start_on_file(&cfg, &data);
     // A caller connected across the reload, with a request waiting for a worker.
     let mut s = Session::new(SessionConfig::with_hubs(
         HubAddr::parse_list(&addr).unwrap(),
@@ -296,4 +286,27 @@ fn every_setting_is_in_the_operations_guide() {
         );
     }
     assert!(keys > 15, "{text}");
+}
+
+#[test]
+fn reload_signals_nothing_but_a_dco_hub() {
+    // A hub killed without quitting leaves DATA/hub.pid; by now that id may be anyone's.
+    let dir = TempDir::new("config-stale-pid");
+    let mut other = Command::new("sleep").arg("30").spawn().unwrap();
+    std::fs::write(dir.path().join("hub.pid"), format!("{}\n", other.id())).unwrap();
+    let out = Command::new(dco_bin())
+        .args(["reload", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a running dco hub"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The other process was not signalled.
+    assert!(other.try_wait().unwrap().is_none());
+    let _ = other.kill();
+    let _ = other.wait();
 }
