@@ -240,7 +240,7 @@ fn the_mark_records_alone_tell_damage_from_a_torn_tail() {
 #[test]
 fn every_flip_and_every_cut_of_the_last_segment_loses_nothing_durable_silently() {
     let d = TempDir::new("j-every");
-    let durable = 24u32;
+    let durable = 12u32;
     let pos = fill_with_tail(d.path(), durable, 6);
     let last = segments(d.path()).last().unwrap().clone();
     let pristine = std::fs::read(&last).unwrap();
