@@ -113,7 +113,10 @@ fn a_failed_fdatasync_stops_the_hub_before_it_acknowledges() {
     let fp = format!("journal::sync=return(eio@{})", flag.display());
     let mut hub = Hub::start_env(dir, &["--proxy-ids", "1"], &[("FAILPOINTS", &fp)]);
     hub.stats();
-    let mut s = session(&hub.addr);
+    let mut cfg = SessionConfig::with_hubs(HubAddr::parse_list(&hub.addr).unwrap());
+    // The flush below waits out its whole timeout for a hub that is gone: keep it short.
+    cfg.flush_timeout = Duration::from_secs(2);
+    let mut s = Session::new(cfg);
     s.write(b"before").unwrap();
     s.send(1, true, false).unwrap();
     s.flush().unwrap();

@@ -153,9 +153,9 @@ fn parse_run() -> &'static ParseRun {
             ),
             break_file(
                 dir.path(),
-                "dco_utl_tcp.pkb",
-                "      append(b, read_exact(k));\n      remaining := remaining - k;\n    END LOOP;",
-                "      append(b, read_exact(k));\n      remaining := remaining - k;\n    END;",
+                "dco_extproc.pkb",
+                "      got := got + n;\n    END LOOP;",
+                "      got := got + n;\n    END;",
                 "END instead of END LOOP",
             ),
             break_file(

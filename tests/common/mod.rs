@@ -381,7 +381,10 @@ pub fn send_until_busy(
     for _ in 0..most {
         s.write(body).unwrap();
         let id = s.send(proxy, false, false).unwrap();
-        match s.read(id, Some(Duration::from_millis(50))) {
+        // Once the hub has acknowledged the request, a refusal has already arrived (the hub
+        // writes it before the acknowledgement): look without waiting.
+        s.flush().unwrap();
+        match s.read(id, Some(Duration::ZERO)) {
             Err(e) if e.status == dco::Status::Busy => return (accepted, Some(e)),
             Err(e) if e.status == dco::Status::Timeout => accepted.push(id),
             other => panic!("unexpected {other:?}"),
