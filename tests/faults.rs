@@ -107,10 +107,20 @@ fn a_full_disk_drains_takes_new_work_without_a_restart_and_reruns_nothing_answer
 
 #[test]
 fn a_failed_fdatasync_stops_the_hub_before_it_acknowledges() {
-    let dir = TempDir::new("fault-sync");
-    let flag = std::env::temp_dir().join(format!("dco-sync-fails-{}", std::process::id()));
+    a_failed_journal_operation_stops_the_hub_before_it_acknowledges("sync");
+}
+
+#[test]
+fn a_failed_write_of_a_rounds_records_stops_the_hub_before_it_acknowledges() {
+    a_failed_journal_operation_stops_the_hub_before_it_acknowledges("write");
+}
+
+/// Failpoint `journal::{what}` starts failing with EIO between two requests.
+fn a_failed_journal_operation_stops_the_hub_before_it_acknowledges(what: &str) {
+    let dir = TempDir::new(&format!("fault-{what}"));
+    let flag = std::env::temp_dir().join(format!("dco-{what}-fails-{}", std::process::id()));
     let _ = std::fs::remove_file(&flag);
-    let fp = format!("journal::sync=return(eio@{})", flag.display());
+    let fp = format!("journal::{what}=return(eio@{})", flag.display());
     let mut hub = Hub::start_env(dir, &["--proxy-ids", "1"], &[("FAILPOINTS", &fp)]);
     hub.stats();
     let mut cfg = SessionConfig::with_hubs(HubAddr::parse_list(&hub.addr).unwrap());

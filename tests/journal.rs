@@ -669,3 +669,65 @@ fn on_a_full_disk_what_is_owed_is_kept_and_nothing_more() {
     }
     assert_eq!(j.owed(), 0);
 }
+
+/// Sectors written to the block device holding `dir`, if the system tells
+/// (/sys/dev/block/MAJ:MIN/stat, 7th field).
+fn device_sectors_written(dir: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(dir).ok()?.dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let stat = std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/stat")).ok()?;
+    stat.split_whitespace().nth(6)?.parse().ok()
+}
+
+#[test]
+fn an_fdatasync_deep_in_a_segment_writes_what_was_appended_not_whole_pages() {
+    // On the disk the build lives on (the system's temporary directory may be a tmpfs).
+    let d = TempDir::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")), "j-sync-bytes");
+    let Some(_) = device_sectors_written(d.path()) else {
+        eprintln!(
+            "SKIPPED an_fdatasync_deep_in_a_segment_writes_what_was_appended_not_whole_pages: \
+             {} is on no block device whose statistics can be read",
+            d.path().display()
+        );
+        return;
+    };
+    let mut c = JournalConfig::new(d.path());
+    c.durability = Durability::Always;
+    let (mut j, _) = open(c).unwrap();
+    // 50 MB into the 64 MiB segment, in 1 MiB records, a sync each.
+    let big = vec![0x5au8; 1 << 20];
+    for _ in 0..50 {
+        j.append(1, &[&big]).unwrap();
+        j.commit();
+    }
+    // Then small records, one sync each: what does each sync write?
+    let small = [0x33u8; 200];
+    let mut per_sync = Vec::new();
+    for _ in 0..15 {
+        let p = j.append(1, &[&small]).unwrap();
+        // Readable at once, before the round has written it out.
+        assert_eq!(
+            j.read(p).map(|(k, b)| (k, b.to_vec())),
+            Some((1, small.to_vec()))
+        );
+        let before = device_sectors_written(d.path()).unwrap();
+        j.commit();
+        let after = device_sectors_written(d.path()).unwrap();
+        per_sync.push((after - before) * 512);
+        assert_eq!(
+            j.read(p).map(|(k, b)| (k, b.to_vec())),
+            Some((1, small.to_vec()))
+        );
+    }
+    // Other processes write to the same device now and then; the quietest sync shows what a
+    // sync itself writes. About 4 KiB are expected (the page with the new record and a MARK);
+    // a mapped segment in 2 MiB page-cache folios made each sync write up to 2 MiB.
+    per_sync.sort_unstable();
+    assert!(
+        per_sync[0] <= 64 << 10,
+        "after 50 MB of appends, each fdatasync of a 200-byte record wrote at least {} bytes \
+         (all: {per_sync:?})",
+        per_sync[0]
+    );
+}

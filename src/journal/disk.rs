@@ -12,6 +12,7 @@
 //! | `journal::sync` | every fdatasync or header flush of a segment | fail with `ARG` (`eio` default): fatal, the hub exits with status 70 |
 //! | `journal::rename` | naming a new or reclaimed segment | fail with `ARG` (`enospc` default) |
 //! | `journal::mark` | writing a durability mark | fail with `ARG` (`eio` default) |
+//! | `journal::write` | writing a round's records to the active segment | fail with `ARG` (`eio` default): fatal, the hub exits with status 70 |
 //! | `journal::shadow` | every completed sync of a segment | keep a copy of what it made durable in directory `ARG` (below) |
 //!
 //! An error `ARG` is `enospc`, `eio`, `efbig` or `edquot`; `ERROR@PATH` fails only while the
@@ -43,6 +44,11 @@ pub trait Disk: Send + Sync + 'static {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Writes all of `buf` at offset `off` of `f`, through the page cache.
     fn write_at(&self, f: &File, buf: &[u8], off: u64) -> io::Result<()>;
+    /// Writes appended records (all of `buf`) at offset `off` of `f`, through the page cache.
+    fn append_at(&self, f: &File, buf: &[u8], off: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        f.write_all_at(buf, off)
+    }
 }
 
 impl std::fmt::Debug for dyn Disk {
@@ -151,6 +157,13 @@ impl Disk for OsDisk {
         use std::os::unix::fs::FileExt;
         #[cfg(feature = "failpoints")]
         inject("journal::mark", libc::EIO)?;
+        f.write_all_at(buf, off)
+    }
+
+    fn append_at(&self, f: &File, buf: &[u8], off: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        #[cfg(feature = "failpoints")]
+        inject("journal::write", libc::EIO)?;
         f.write_all_at(buf, off)
     }
 }

@@ -1,7 +1,9 @@
 //! The journal: append-only, memory-mapped segment files that make the hub crash-safe.
 //!
-//! - Records are appended to the active segment through its mapping (a memory copy); each is
-//!   framed with length, checksum and kind (`record`).
+//! - Records are framed with length, checksum and kind (`record`) and staged in memory; each
+//!   round writes them to the active segment with one `pwrite`, which dirties only the blocks
+//!   it covers, so an fdatasync writes what was appended since the last one (`tail`). Reads
+//!   go through the segment's mapping, or the stage for what is not written out yet.
 //! - Segments are preallocated and pre-faulted ahead of need by a helper thread, so rolling to
 //!   the next one does not stall the hub (`segment`).
 //! - Durability is a policy ([`Durability`]): `none` leaves writes in the page cache (they
@@ -23,6 +25,7 @@ pub mod record;
 mod recover;
 mod segment;
 mod sync;
+mod tail;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -34,6 +37,7 @@ use std::sync::Arc;
 pub use recover::{Lost, Region};
 pub use segment::SEGMENT_HEADER;
 use segment::{Mark, Segment};
+use tail::Tail;
 
 /// The longest that records nothing waits for (answers, confirmations, delivery notes) wait
 /// for a sync under `batch` ([`Journal::commit_with`]).
@@ -261,6 +265,8 @@ pub struct Journal {
     owed: u64,
     /// While full: no new segment is tried before this.
     retry_at: Option<std::time::Instant>,
+    /// The active segment's records not yet written to its file.
+    tail: Tail,
 }
 
 impl Journal {
@@ -547,6 +553,7 @@ impl Journal {
                 bytes_written: 0,
                 owed: 0,
                 retry_at: None,
+                tail: Tail::new(active, write_off),
             },
             report,
         ))
@@ -732,12 +739,10 @@ impl Journal {
             .get_mut(&seq)
             .ok_or_else(|| AppendError::Full(io::Error::other("active segment missing")))?;
         let n = record::encoded_len(len);
-        // The next record's header reads as the end of the data before this one is complete
+        // Staged with zeros after it: the next record's header reads as the end of the data
         // (a recycled segment holds old bytes there).
-        let data = st.seg.data_mut();
-        let next_end = (at + n + record::RECORD_HEADER).min(data.len());
-        data[at + n..next_end].fill(0);
-        record::encode_seeded(&mut data[at..], st.seed, kind, parts);
+        let out = self.tail.reserve(seq, at, n, st.seg.len());
+        record::encode_seeded(out, st.seed, kind, parts);
         self.write_off = at + n;
         self.active_records += 1;
         self.bytes_written += n as u64;
@@ -783,14 +788,15 @@ impl Journal {
         let at = self.write_off;
         let seq = self.active;
         let mut sealed_len = 0;
-        if let Some(st) = self.segments.get_mut(&seq) {
-            sealed_len = record::encode(
-                &mut st.seg.data_mut()[at..],
-                seq,
-                record::KIND_SEAL,
-                &[&next.to_le_bytes()],
-            );
-            if self.cfg.durability != Durability::None {
+        if let Some(st) = self.segments.get(&seq) {
+            let out = self
+                .tail
+                .reserve(seq, at, record::encoded_len(8), st.seg.len());
+            sealed_len = record::encode(out, seq, record::KIND_SEAL, &[&next.to_le_bytes()]);
+        }
+        self.write_out();
+        if self.cfg.durability != Durability::None {
+            if let Some(st) = self.segments.get(&seq) {
                 sync::sync_or_die(&*self.cfg.disk, &self.sync_times, &st.seg.file);
             }
         }
@@ -800,9 +806,13 @@ impl Journal {
         let seg = match ready.recycle(&*self.cfg.disk, &self.cfg.dir, next) {
             Ok(seg) => seg,
             Err(e) => {
-                if let Some(st) = self.segments.get_mut(&seq) {
-                    st.seg.data_mut()[at..at + sealed_len].fill(0);
+                if let Some(st) = self.segments.get(&seq) {
+                    let zeros = vec![0u8; sealed_len];
+                    if let Err(e) = self.cfg.disk.append_at(&st.seg.file, &zeros, at as u64) {
+                        sync::die("write", &e);
+                    }
                 }
+                self.tail = Tail::new(seq, at);
                 if !self.full {
                     tracing::error!("journal full: cannot install segment {next}: {e}");
                 }
@@ -833,6 +843,7 @@ impl Journal {
         self.active = next;
         self.active_len = self.segments.get(&next).map(|st| st.seg.len()).unwrap_or(0);
         self.write_off = SEGMENT_HEADER;
+        self.tail = Tail::new(next, SEGMENT_HEADER);
         self.active_records = 0;
         // One spare in the making at most, and none while reclaimed segments are at hand
         // (unless the reserve needs more).
@@ -894,6 +905,9 @@ impl Journal {
                 self.mark_durable(live, count);
             }
         }
+        // Every round ends with its records in the file (the page cache), whatever the policy:
+        // they survive a crash of the process.
+        self.write_out();
         if self.touched.is_empty() {
             return;
         }
@@ -930,6 +944,29 @@ impl Journal {
                     s.request(upto, note, files);
                 }
             }
+        }
+    }
+
+    /// Writes the staged records of the active segment to its file. A failed write is fatal,
+    /// like a failed sync.
+    fn write_out(&mut self) {
+        if let Err(e) = self.flush_tail() {
+            sync::die("write", &e);
+        }
+    }
+
+    /// Puts the staged records in the active segment: with a `pwrite` where syncs will
+    /// follow (it dirties only the blocks it covers); under `none`, where nothing is synced,
+    /// with a copy into the mapping, which costs no system call.
+    fn flush_tail(&mut self) -> io::Result<()> {
+        let Some(st) = self.segments.get_mut(&self.tail.seq()) else {
+            return Ok(());
+        };
+        if self.cfg.durability == Durability::None {
+            self.tail.copy_out(st.seg.data_mut());
+            Ok(())
+        } else {
+            self.tail.write_out(&*self.cfg.disk, &st.seg.file)
         }
     }
 
@@ -973,10 +1010,8 @@ impl Journal {
                 let mut b = [0u8; 8];
                 b[0..4].copy_from_slice(&((upto & 0xffff_ffff) as u32).to_le_bytes());
                 b[4..8].copy_from_slice(&count.to_le_bytes());
-                let data = st.seg.data_mut();
-                let next_end = (at + mark_len + record::RECORD_HEADER).min(data.len());
-                data[at + mark_len..next_end].fill(0);
-                record::encode_seeded(&mut data[at..], st.seed, record::KIND_MARK, &[&b]);
+                let out = self.tail.reserve(seq, at, mark_len, st.seg.len());
+                record::encode_seeded(out, st.seed, record::KIND_MARK, &[&b]);
                 true
             }
             _ => false,
@@ -1023,9 +1058,13 @@ impl Journal {
 
     /// The record at `p`, if it is there and verifies.
     pub fn read(&self, p: Pos) -> Option<(u8, &[u8])> {
-        let st = self.segments.get(&pos_seq(p))?;
+        let (seq, off) = (pos_seq(p), (p & 0xffff_ffff) as usize);
         // Written by this process or verified by recovery: no need to checksum it again.
-        record::peek(st.seg.data(), (p & 0xffff_ffff) as usize)
+        if let Some(staged) = self.tail.bytes_at(seq, off) {
+            return record::peek(staged, 0);
+        }
+        let st = self.segments.get(&seq)?;
+        record::peek(st.seg.data(), off)
     }
 
     /// Marks the record at `p` as still needed: its segment is not reclaimed.
@@ -1098,6 +1137,15 @@ impl Journal {
     /// The directory of the segment files.
     pub fn dir(&self) -> &Path {
         &self.cfg.dir
+    }
+}
+
+impl Drop for Journal {
+    /// Writes what is staged: a journal dropped between rounds loses nothing it appended.
+    fn drop(&mut self) {
+        if let Err(e) = self.flush_tail() {
+            tracing::error!("journal: cannot write the last records at close: {e}");
+        }
     }
 }
 

@@ -59,10 +59,15 @@ pub fn sync_or_die(disk: &dyn Disk, times: &SyncTimes, f: &File) {
     let r = disk.sync_data(f);
     times.record(started.elapsed().as_micros() as u64);
     if let Err(e) = r {
-        tracing::error!("journal: fdatasync failed: {e}; stopping the hub");
-        eprintln!("dco: journal fdatasync failed: {e}; stopping");
-        std::process::exit(70);
+        die("fdatasync", &e);
     }
+}
+
+/// Stops the process after a failed `what` of the journal (status 70).
+pub fn die(what: &str, e: &std::io::Error) -> ! {
+    tracing::error!("journal: {what} failed: {e}; stopping the hub");
+    eprintln!("dco: journal {what} failed: {e}; stopping");
+    std::process::exit(70);
 }
 
 /// The group-commit thread: each sync covers everything written before it started.
