@@ -45,6 +45,21 @@ pub struct BenchArgs {
     /// A short run (for smoke tests): 2,000 rounds and 50,000 requests.
     #[arg(long)]
     quick: bool,
+    /// The many-sessions mode instead: for each count in the list, that many sessions, each
+    /// its own connection doing call_sync in a loop, for `--seconds`; then `--clients`
+    /// windowed clients. Calls per second, p50, p99 and the hub's CPU.
+    #[arg(long, value_delimiter = ',')]
+    sessions: Vec<usize>,
+    /// With `--sessions`: seconds per measurement.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// With `--sessions`: windowed clients (each keeps `--window` requests in flight) measured
+    /// after the sessions; 0 for none.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// With `--sessions`: the hub's durability (`none`, `batch`, `always`).
+    #[arg(long, default_value = "batch")]
+    durability: Durability,
 }
 
 /// A `dco bench` mode.
@@ -54,12 +69,12 @@ pub enum Mode {
     Http,
 }
 
-struct Latency {
-    p50: Duration,
-    p99: Duration,
+pub(crate) struct Latency {
+    pub(crate) p50: Duration,
+    pub(crate) p99: Duration,
 }
 
-fn percentiles(mut v: Vec<Duration>) -> Latency {
+pub(crate) fn percentiles(mut v: Vec<Duration>) -> Latency {
     v.sort_unstable();
     let at = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)];
     Latency {
@@ -68,20 +83,20 @@ fn percentiles(mut v: Vec<Duration>) -> Latency {
     }
 }
 
-fn us(d: Duration) -> f64 {
+pub(crate) fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
 /// A `dco hub` process on a free port, with or without a journal, in its own directory: the
 /// hub runs as it does in production, in a process of its own.
-struct LocalHub {
+pub(crate) struct LocalHub {
     child: Option<std::process::Child>,
     addr: String,
     dir: std::path::PathBuf,
 }
 
 impl LocalHub {
-    fn start(tag: &str, durability: Option<Durability>) -> Result<LocalHub, String> {
+    pub(crate) fn start(tag: &str, durability: Option<Durability>) -> Result<LocalHub, String> {
         let dir = std::env::temp_dir().join(format!("dco-bench-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -125,8 +140,13 @@ impl LocalHub {
         }
     }
 
-    fn addr(&self) -> String {
+    pub(crate) fn addr(&self) -> String {
         self.addr.clone()
+    }
+
+    /// The hub process's id.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
     }
 }
 
@@ -141,12 +161,12 @@ impl Drop for LocalHub {
 }
 
 /// A `dco worker echo` process; killed when dropped.
-struct EchoWorker {
+pub(crate) struct EchoWorker {
     child: Option<std::process::Child>,
 }
 
 impl EchoWorker {
-    fn start(hubs: Vec<HubAddr>, proxy: i32, capacity: u32) -> EchoWorker {
+    pub(crate) fn start(hubs: Vec<HubAddr>, proxy: i32, capacity: u32) -> EchoWorker {
         let list: Vec<String> = hubs.iter().map(|h| h.to_string()).collect();
         let child = std::env::current_exe().ok().and_then(|exe| {
             std::process::Command::new(exe)
@@ -171,7 +191,7 @@ impl Drop for EchoWorker {
 }
 
 /// A session to `hubs` once `proxy` answers.
-fn ready_session(hubs: &[HubAddr], proxy: i32) -> Result<Session, String> {
+pub(crate) fn ready_session(hubs: &[HubAddr], proxy: i32) -> Result<Session, String> {
     let mut session = Session::new(SessionConfig::with_hubs(hubs.to_vec()));
     let ready = Instant::now() + Duration::from_secs(10);
     loop {
@@ -222,6 +242,16 @@ pub fn run(mut a: BenchArgs) -> Result<ExitCode, String> {
     }
     if a.mode == Some(Mode::Http) {
         return crate::bench_http::run(a.calls, a.in_flight, a.reps);
+    }
+    if !a.sessions.is_empty() {
+        return crate::bench_sessions::run(
+            &a.sessions,
+            a.seconds,
+            a.clients,
+            a.window,
+            a.durability,
+            a.proxy,
+        );
     }
     let a = a;
     let window = a.window.max(1);
@@ -315,10 +345,15 @@ pub fn run(mut a: BenchArgs) -> Result<ExitCode, String> {
         let mut s_none = ready_session(&none_hubs, a.proxy)?;
         let mut s_batch = ready_session(&batch_hubs, a.proxy)?;
         let (mut l_off, mut l_none, mut l_batch) = (Vec::new(), Vec::new(), Vec::new());
-        let mut l_sync = Vec::new();
+        let (mut l_sync, mut l_relay, mut l_flush) = (Vec::new(), Vec::new(), Vec::new());
         let sync_file = SyncProbe::new(&batch.dir).map_err(|e| format!("fdatasync probe: {e}"))?;
         let slice = 500;
         for _ in 0..(a.rounds / slice).max(1) {
+            Relay::sequential_raw(&mut relay_conn, &body64, 20).map_err(|e| e.to_string())?;
+            l_relay.extend(
+                Relay::sequential_raw(&mut relay_conn, &body64, slice)
+                    .map_err(|e| e.to_string())?,
+            );
             // A few unrecorded calls after each switch: both sides wake from the same idle.
             sequential_raw(&mut s_off, a.proxy, &body64, 20)?;
             l_off.extend(sequential_raw(&mut s_off, a.proxy, &body64, slice)?);
@@ -327,6 +362,7 @@ pub fn run(mut a: BenchArgs) -> Result<ExitCode, String> {
             // Under batch a request waits for the fdatasync covering it: fewer rounds.
             sequential_raw(&mut s_batch, a.proxy, &body64, 5)?;
             l_batch.extend(sequential_raw(&mut s_batch, a.proxy, &body64, slice / 5)?);
+            l_flush.extend(flush_acks(&mut s_batch, a.proxy, &body64, slice / 5)?);
             l_sync.extend(
                 sync_file
                     .appends(slice / 5)
@@ -335,13 +371,46 @@ pub fn run(mut a: BenchArgs) -> Result<ExitCode, String> {
         }
         let (l_off, l_none) = (percentiles(l_off), percentiles(l_none));
         let (l_batch, l_sync) = (percentiles(l_batch), percentiles(l_sync));
-        row_latency("no journal: call_sync 64 B (interleaved)", &l_off, None);
-        row_latency("journal none: call_sync 64 B", &l_none, Some(&l_off));
+        let (l_relay, l_flush) = (percentiles(l_relay), percentiles(l_flush));
+        row_latency("relay sequential 64 B (interleaved)", &l_relay, None);
+        row_latency("no journal: call_sync 64 B", &l_off, Some(&l_relay));
+        row_latency("journal none: call_sync 64 B", &l_none, Some(&l_relay));
         row_latency("fdatasync of a 4 KiB append (same disk)", &l_sync, None);
-        row_latency("journal batch: call_sync 64 B", &l_batch, Some(&l_off));
+        row_latency("journal batch: call_sync 64 B", &l_batch, Some(&l_relay));
+        row_latency(
+            "journal batch: flush ack, 1 request",
+            &l_flush,
+            Some(&l_sync),
+        );
+        let goal = |l: &Latency| us(l.p50) - us(l_relay.p50);
+        println!(
+            "{:<40} {:>10.1} {:>10} {:>14} {:>9}",
+            "  batch call_sync less relay, per fsync",
+            goal(&l_batch),
+            "",
+            "",
+            format!("{:.2}x", goal(&l_batch) / us(l_sync.p50))
+        );
+        // PL/SQL's batch shape: 256 buffered requests, one flush, 256 replies read.
+        let relay_rate = relay
+            .pipelined(&body64, a.requests, window)
+            .map_err(|e| e.to_string())?;
+        row_rate("relay pipelined 64 B (same run)", relay_rate, None);
+        for (name, sess) in [("none", &mut s_none), ("batch", &mut s_batch)] {
+            let rate = batches(sess, a.proxy, &body64, a.requests / 2, 256)?;
+            row_rate(
+                &format!("journal {name}: 256 buffered+flush+read"),
+                rate,
+                None,
+            );
+            let rate = pipelined(sess, a.proxy, &body64, a.requests, window)?;
+            row_rate(
+                &format!("journal {name}: window of {window} 64 B"),
+                rate,
+                Some(relay_rate),
+            );
+        }
         s_batch.close();
-        let rate = pipelined(&mut s_none, a.proxy, &body64, a.requests, window)?;
-        row_rate("journal none: pipelined 64 B", rate, None);
         s_off.close();
         s_none.close();
     }
@@ -460,6 +529,53 @@ fn journal_micro(quick: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// `n` times: one request buffered, then a flush (timed: the hub's durable acknowledgement),
+/// then its reply read (not timed).
+fn flush_acks(s: &mut Session, proxy: i32, body: &[u8], n: usize) -> Result<Vec<Duration>, String> {
+    let e = |e: dco::Error| e.to_string();
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        s.write(body).map_err(e)?;
+        let id = s.send(proxy, true, false).map_err(e)?;
+        let t = Instant::now();
+        s.flush().map_err(e)?;
+        out.push(t.elapsed());
+        s.read(id, Some(Duration::from_secs(30))).map_err(e)?;
+    }
+    Ok(out)
+}
+
+/// PL/SQL's batch shape on one session: `batch` requests buffered, one flush (the durable
+/// acknowledgement), then every reply read; `total` requests. Requests per second.
+fn batches(
+    s: &mut Session,
+    proxy: i32,
+    body: &[u8],
+    total: usize,
+    batch: usize,
+) -> Result<f64, String> {
+    let e = |e: dco::Error| e.to_string();
+    let start = Instant::now();
+    let mut done = 0;
+    while done < total {
+        let n = batch.min(total - done);
+        let mut first = 0;
+        for i in 0..n {
+            s.write(body).map_err(e)?;
+            let id = s.send(proxy, true, false).map_err(e)?;
+            if i == 0 {
+                first = id;
+            }
+        }
+        s.flush().map_err(e)?;
+        for id in first..first + n as u64 {
+            s.read(id, Some(Duration::from_secs(30))).map_err(e)?;
+        }
+        done += n;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
 fn sequential(s: &mut Session, proxy: i32, body: &[u8], rounds: usize) -> Result<Latency, String> {
     // A tenth more, as warm-up, not counted.
     sequential_raw(s, proxy, body, rounds / 10)?;
@@ -491,7 +607,7 @@ fn sequential_raw(
 }
 
 /// Keeps `window` requests in flight; returns requests per second.
-fn pipelined(
+pub(crate) fn pipelined(
     s: &mut Session,
     proxy: i32,
     body: &[u8],

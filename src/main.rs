@@ -16,6 +16,7 @@ use dco::worker::{self, Echo, WorkerConfig};
 
 mod bench;
 mod bench_http;
+mod bench_sessions;
 mod hub_settings;
 mod metrics;
 mod stats;
