@@ -51,6 +51,16 @@ pub fn recv_append(fd: RawFd, buf: &mut Vec<u8>, max: usize, flags: i32) -> io::
     Ok(n as usize)
 }
 
+/// Asks the allocator to hand free memory back to the system (glibc keeps freed pages inside
+/// its heap otherwise); a no-op elsewhere.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// A random non-zero 64-bit number from the kernel (for session and hub ids).
 pub fn random_u64() -> u64 {
     let mut b = [0u8; 8];

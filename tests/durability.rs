@@ -364,6 +364,47 @@ fn a_large_backlog_lives_in_the_journal_not_the_heap() {
 }
 
 #[test]
+fn a_session_whose_answers_were_read_holds_no_memory_for_them() {
+    let hub = Hub::start(&["--durability", "none", "--proxy-ids", "6"]);
+    let mut s = session(&hub.addr);
+    let pid = hub.proc.pid();
+    let n = 200_000u64;
+    let body = [0x42u8; 64];
+    let mut first = 0;
+    for i in 0..n {
+        s.write(&body).unwrap();
+        let id = s.send(6, true, false).unwrap();
+        if i == 0 {
+            first = id;
+        }
+        if i % 10_000 == 9_999 {
+            s.flush().unwrap();
+        }
+    }
+    s.flush().unwrap();
+    let backlog_mb = rss_anon_kb(pid) / 1024;
+    let _w = echo_worker(&hub.addr, 6);
+    for id in first..first + n {
+        s.read(id, Some(Duration::from_secs(30))).unwrap();
+    }
+    // Read answers are confirmed with the next frame, and the hub tidies once a second.
+    s.flush().unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mb = rss_anon_kb(pid) / 1024;
+        if mb <= 8 {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "with every answer read, the hub still holds {mb} MB of anonymous memory (it held \
+             {backlog_mb} MB for the {n} requests waiting)"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
 fn damaged_acknowledged_requests_stop_the_start_and_salvage_names_them() {
     let mut hub = Hub::start(&["--proxy-ids", "1"]);
     let mut s = session(&hub.addr);

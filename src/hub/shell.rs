@@ -247,6 +247,8 @@ struct Shell {
     now: Micros,
     /// Sockets that became writable this round.
     writable: Vec<usize>,
+    /// The read buffer lent to a socket for a read (see `read_peer`).
+    scratch: Vec<u8>,
     max_frame: u32,
     keepalive: Duration,
     /// Most connections at once (0: no limit).
@@ -343,6 +345,7 @@ impl Shell {
             clock,
             now,
             writable: Vec::new(),
+            scratch: Vec::new(),
             max_frame: cfg.max_frame,
             keepalive: cfg.keepalive,
             max_connections: cfg.max_connections,
@@ -488,6 +491,11 @@ impl Shell {
                 sock.paused = true;
                 return;
             }
+            if sock.inbuf.capacity() == 0 {
+                // Read into the shell's buffer; it stays with the socket only while a frame
+                // is partly read.
+                sock.inbuf = std::mem::take(&mut self.scratch);
+            }
             let outcome = sock.read_some();
             if matches!(
                 outcome,
@@ -565,10 +573,16 @@ impl Shell {
         else {
             return;
         };
-        if failure.is_none() {
+        if failure.is_none() && pos < inbuf.len() {
+            // A partial frame waits for the rest.
             let mut inbuf = inbuf;
             inbuf.drain(..pos);
             sock.inbuf = inbuf;
+        } else if inbuf.capacity() > self.scratch.capacity() {
+            // Else the buffer goes back to the shell: an idle connection holds none.
+            let mut inbuf = inbuf;
+            inbuf.clear();
+            self.scratch = inbuf;
         }
         if let Some((status, msg)) = failure {
             self.core.refuse(t, status, &msg);

@@ -30,6 +30,7 @@ mod sessions;
 mod snapshot;
 #[cfg(test)]
 mod tests;
+mod tidy;
 mod timers;
 
 use std::time::Duration;
@@ -177,6 +178,8 @@ pub struct Core {
     started_us: Micros,
     /// What recovery reported lost at this start (salvage), for the statistics.
     journal_lost: Vec<String>,
+    /// When [`Core::tidy`] runs next.
+    next_tidy: Micros,
 }
 
 /// The least answer reserve: enough for the note that replaces an answer too large to keep.
@@ -211,6 +214,7 @@ impl Core {
             stats_key: ahash::RandomState::new(),
             started_us: now,
             journal_lost: Vec::new(),
+            next_tidy: now + tidy::EVERY,
         };
         core.restore(recovered, now);
         core
@@ -438,6 +442,10 @@ impl Core {
 
     /// Time passed: handles every timer due by `now`.
     pub fn advance(&mut self, now: Micros) {
+        if now >= self.next_tidy {
+            self.next_tidy = now + tidy::EVERY;
+            self.tidy();
+        }
         while let Some(t) = self.timers.pop_due(now) {
             match t {
                 Timer::Keepalive(t, id) => self.keepalive_due(t, id, now),
@@ -463,6 +471,41 @@ impl Core {
                     self.flush_acks(now);
                 }
             }
+        }
+    }
+
+    /// Shrinks every table that is mostly empty (see `tidy.rs`): after its answers are read, a
+    /// session holds no per-request memory; after a backlog drains, neither does the hub.
+    fn tidy(&mut self) {
+        // The allocator keeps what large tables give back unless asked to return it.
+        let big = tidy::big(self.reqs.capacity());
+        tidy::map(&mut self.reqs);
+        let release = big && !tidy::big(self.reqs.capacity());
+        tidy::map(&mut self.sessions);
+        for s in self.sessions.values_mut() {
+            tidy::map(&mut s.replies);
+        }
+        for c in self.conns.iter_mut().flatten() {
+            match &mut c.role {
+                Role::Caller(cc) => tidy::deque(&mut cc.unacked),
+                Role::Worker(w) => tidy::deque(&mut w.watch),
+                _ => {}
+            }
+            // An idle connection's outbox keeps no buffer.
+            if c.out.is_empty() && c.out.capacity() > 64 << 10 {
+                c.out = Vec::new();
+                c.out_pos = 0;
+            }
+        }
+        for p in self.router.proxies.values_mut() {
+            p.queue.tidy();
+            tidy::deque(&mut p.solo);
+        }
+        self.timers.tidy();
+        tidy::vec(&mut self.ack_waiters);
+        tidy::vec(&mut self.dirty);
+        if release {
+            crate::sys::release_free_memory();
         }
     }
 

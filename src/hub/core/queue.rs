@@ -100,6 +100,15 @@ impl FairQueue {
         }
     }
 
+    /// Gives back the memory of drained lanes (see `tidy`): each lane's buffer, and the table.
+    pub fn tidy(&mut self) {
+        for lane in self.lanes.values_mut() {
+            super::tidy::deque(&mut lane.ids);
+        }
+        super::tidy::map(&mut self.lanes);
+        super::tidy::deque(&mut self.ring);
+    }
+
     /// Lanes held, empty ones included.
     pub fn lanes(&self) -> usize {
         self.lanes.len()

@@ -42,6 +42,11 @@ impl Timers {
         self.heap.push(Reverse((at, t)));
     }
 
+    /// Gives back the memory of a heap that held many more timers than now (see `tidy`).
+    pub fn tidy(&mut self) {
+        super::tidy::heap(&mut self.heap);
+    }
+
     /// The earliest due time, if any.
     pub fn next(&self) -> Option<Micros> {
         self.heap.peek().map(|Reverse((at, _))| *at)
