@@ -570,3 +570,23 @@ fn dco_stats_folds_finished_sessions() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_worker_given_two_hubs_serves_both_and_reconnects_to_each_on_its_own() {
+    let mut a = Hub::start(&["--proxy-ids", "3"]);
+    let b = Hub::start(&["--proxy-ids", "3"]);
+    let _w = echo_worker(&format!("{},{}", a.addr, b.addr), 3);
+    a.wait_workers(3, 1);
+    b.wait_workers(3, 1);
+    let mut sa = session(&a.addr);
+    let mut sb = session(&b.addr);
+    assert_eq!(call(&mut sa, 3, b"through a").unwrap(), b"through a");
+    assert_eq!(call(&mut sb, 3, b"through b").unwrap(), b"through b");
+    // Hub a goes down: b is served all along; a is served again once it is back.
+    a.kill_and_restart();
+    assert_eq!(call(&mut sb, 3, b"b meanwhile").unwrap(), b"b meanwhile");
+    a.wait_workers(3, 1);
+    let mut sa = session(&a.addr);
+    assert_eq!(call(&mut sa, 3, b"a again").unwrap(), b"a again");
+    assert_eq!(call(&mut sb, 3, b"b still").unwrap(), b"b still");
+}

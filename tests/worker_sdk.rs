@@ -191,3 +191,57 @@ fn a_failing_init_hook_stops_the_worker_before_it_announces() {
     let v = hub.stats();
     assert_eq!(v["workers"].as_array().map(|a| a.len()).unwrap_or(0), 0);
 }
+
+#[test]
+fn a_pool_given_two_hubs_serves_both_and_stops_once() {
+    let a = Hub::start(&[]);
+    let b = Hub::start(&[]);
+    let pool = Arc::new(Pool::new(4, Sleeper::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let both = format!("{},{}", a.addr, b.addr);
+        let mut c = WorkerConfig::new(HubAddr::parse_list(&both).unwrap(), vec![4]);
+        c.capacity = 8;
+        let (pool, stop) = (pool.clone(), stop.clone());
+        std::thread::spawn(move || worker::run_service(&c, &*pool, &stop))
+    };
+    a.wait_workers(4, 1);
+    b.wait_workers(4, 1);
+    let state = pool.handler();
+    assert_eq!(
+        state.inits.load(Ordering::SeqCst),
+        1,
+        "one init for all hubs"
+    );
+    // Requests through both hubs at once share the one pool.
+    let (mut sa, mut sb) = (session(&a.addr), session(&b.addr));
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        sa.write(b"100").unwrap();
+        sb.write(b"100").unwrap();
+        ids.push((
+            sa.send(4, true, false).unwrap(),
+            sb.send(4, true, false).unwrap(),
+        ));
+    }
+    sa.flush().unwrap();
+    sb.flush().unwrap();
+    for (ia, ib) in ids {
+        assert_eq!(
+            sa.read(ia, Some(Duration::from_secs(20))).unwrap().body,
+            b"slept 100"
+        );
+        assert_eq!(
+            sb.read(ib, Some(Duration::from_secs(20))).unwrap().body,
+            b"slept 100"
+        );
+    }
+    assert_eq!(state.max_running.load(Ordering::SeqCst), 4);
+    stop.store(true, Ordering::SeqCst);
+    worker.join().unwrap().unwrap();
+    assert_eq!(
+        state.dones.load(Ordering::SeqCst),
+        1,
+        "one done for all hubs"
+    );
+}

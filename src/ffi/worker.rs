@@ -100,7 +100,10 @@ pub type dco_cancel_handler =
     Option<unsafe extern "C" fn(user: *mut c_void, d: *const dco_delivery)>;
 
 /// Creates a worker serving the `n` proxy ids at `proxies` on the comma-separated hub list
-/// `hubs` (NULL: DCO_HUB, default 127.0.0.1:7790). The ids are copied.
+/// `hubs` (NULL: DCO_HUB, default 127.0.0.1:7790). The ids are copied. The worker serves every
+/// hub of the list at once, each over a connection of its own that reconnects on its own; the
+/// handler still runs on the dco_worker_run thread, one request at a time, unless
+/// dco_worker_set_concurrency asked for more.
 ///
 /// Returns the worker, to be freed with dco_worker_free, or NULL with dco_last_error set
 /// (DCO_E_INVALID: NULL `proxies`, `n` 0 or over 4096, a negative id, a malformed hub list).

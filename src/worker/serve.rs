@@ -18,7 +18,9 @@ use crate::wire::{self, Conn, Frame, HubAddr, Role, HEADER_LEN};
 /// How a worker finds its hubs and what it serves.
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
-    /// Hubs to serve. The worker serves the first that answers and moves on when it fails.
+    /// Hubs to serve: the worker connects to every one of them, serves them all at once and
+    /// reconnects to each on its own, so a request reaches it through whichever hub its caller
+    /// is on.
     pub hubs: Vec<HubAddr>,
     /// Proxy ids served.
     pub proxies: Vec<i32>,
@@ -110,12 +112,136 @@ enum Way<'a> {
     Concurrent(&'a dyn Service),
 }
 
+/// Serves every hub of `cfg`: one hub on this thread; several on a thread each, all stopped by
+/// `stop` or by a hub that refuses the worker (whose error is returned). A handler that runs
+/// one request at a time stays on this thread, and the hubs' threads hand it their deliveries.
 fn connect_loop(cfg: &WorkerConfig, way: &mut Way<'_>, stop: &AtomicBool) -> Result<()> {
+    if cfg.hubs.len() <= 1 {
+        return connect_hub(cfg, 0, way, stop);
+    }
+    // Set when `stop` is, or when one hub's loop ends for good: every loop then ends.
+    let halt = AtomicBool::new(false);
+    let ended = std::sync::atomic::AtomicUsize::new(0);
+    let (tx, rx) = crossbeam_channel::unbounded::<(Request, Responder)>();
+    let bridge = Bridge(tx);
+    let shared: &dyn Service = match way {
+        Way::Concurrent(s) => *s,
+        Way::Inline(_) => &bridge,
+    };
+    let hubs = cfg.hubs.len();
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..hubs)
+            .map(|i| {
+                let (halt, ended) = (&halt, &ended);
+                std::thread::Builder::new()
+                    .name(format!("dco-worker-hub{i}"))
+                    .spawn_scoped(scope, move || {
+                        let r = connect_hub(cfg, i, &mut Way::Concurrent(shared), halt);
+                        if let Err(e) = &r {
+                            tracing::error!(hub = %cfg.hubs[i], "worker stops: {e}");
+                        }
+                        halt.store(true, Ordering::SeqCst);
+                        ended.fetch_add(1, Ordering::SeqCst);
+                        r
+                    })
+            })
+            .collect();
+        // This thread passes `stop` on, and runs a one-at-a-time handler's deliveries.
+        let mut inline = match way {
+            Way::Inline(h) => Some(&mut **h),
+            Way::Concurrent(_) => None,
+        };
+        while ended.load(Ordering::SeqCst) < hubs {
+            if stop.load(Ordering::Relaxed) {
+                halt.store(true, Ordering::SeqCst);
+            }
+            match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok((req, responder)) => match inline.as_mut() {
+                    Some(h) => responder.send(run_inline(&mut **h, req)),
+                    None => responder.send(Response::retry_later("no handler")),
+                },
+                Err(_) => continue,
+            }
+        }
+        let mut first_err = None;
+        for t in threads {
+            match t {
+                Ok(t) => {
+                    if let Ok(Err(e)) = t.join() {
+                        first_err.get_or_insert(e);
+                    }
+                }
+                Err(e) => {
+                    first_err.get_or_insert(Error::new(
+                        Status::System,
+                        format!("cannot start a thread for a hub: {e}"),
+                    ));
+                }
+            }
+        }
+        // A loop that ended because `stop` was set is a graceful stop, not an error.
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    })
+}
+
+/// Hands a multi-hub worker's deliveries to the thread that runs its one-at-a-time handler.
+struct Bridge(crossbeam_channel::Sender<(Request, Responder)>);
+
+impl Service for Bridge {
+    fn start(&self, req: Request, responder: Responder) {
+        if let Err(crossbeam_channel::SendError((_, responder))) = self.0.send((req, responder)) {
+            responder.send(Response::retry_later("the worker is stopping"));
+        }
+    }
+}
+
+/// Runs one request through a one-at-a-time handler and turns what it says into a response.
+fn run_inline(h: &mut dyn Handler, req: Request) -> Response {
+    let d = Delivery {
+        session: req.session,
+        request: req.request,
+        proxy: req.proxy,
+        attempt: req.attempt,
+        deadline: req.deadline,
+        body: &req.body,
+    };
+    if req.is_cancelled() {
+        h.cancelled(&d);
+        return Response::cancelled("cancelled before it ran");
+    }
+    let mut buf = Vec::new();
+    let mut reply = ReplyBuf {
+        buf: &mut buf,
+        start: 0,
+        verdict: None,
+        rcode: 0,
+    };
+    let said = h.handle(&d, &mut reply);
+    let (outcome, rcode) = (reply.verdict.unwrap_or(said), reply.rcode);
+    match outcome {
+        Outcome::Success => Response::success(buf).with_rcode(rcode),
+        Outcome::Failure(rc) => Response::failure(rc, buf),
+        Outcome::RetryLater => Response::retry_later(buf).with_rcode(rcode),
+        Outcome::Forward(p) => Response::forward(p, buf),
+        Outcome::Cancelled => Response::cancelled(buf),
+        Outcome::TimedOut => Response::timed_out(buf),
+    }
+}
+
+/// Serves hub `index` of `cfg` until `stop` is set, reconnecting with backoff.
+fn connect_hub(
+    cfg: &WorkerConfig,
+    index: usize,
+    way: &mut Way<'_>,
+    stop: &AtomicBool,
+) -> Result<()> {
     let mut backoff = Duration::from_millis(50);
-    let mut index = 0;
     let session = crate::sys::random_u64();
     while !stop.load(Ordering::Relaxed) {
-        let addr = &cfg.hubs[index % cfg.hubs.len()];
+        let addr = &cfg.hubs[index];
         match greet(cfg, addr, session) {
             Ok((mut conn, keepalive)) => {
                 tracing::info!(hub = %addr, "worker connected");
@@ -150,7 +276,6 @@ fn connect_loop(cfg: &WorkerConfig, way: &mut Way<'_>, stop: &AtomicBool) -> Res
             Err(e) if fatal(&e) => return Err(e),
             Err(e) => {
                 tracing::debug!(hub = %addr, "worker cannot connect: {e}");
-                index += 1;
                 let until = Instant::now() + backoff;
                 while Instant::now() < until && !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(10));
