@@ -1,12 +1,13 @@
 /*
  * call_sync.c: one synchronous call from C.
  *
- *   usage: call_sync [-t TIMEOUT_MS] [-q] PROXY TEXT [TEXT...]
+ *   usage: call_sync [-t TIMEOUT_MS] [-q] PROXY|SERVICE TEXT [TEXT...]
  *
  * Builds a request body on this thread's session, one line per TEXT (dco_line appends the
  * text and a newline); a TEXT of "-" appends standard input as it is, byte for byte
- * (dco_write). Then dco_call sends the body to PROXY and waits up to TIMEOUT_MS for the reply,
- * which is written to standard output unchanged.
+ * (dco_write). Then dco_call sends the body to PROXY (a number) and waits up to TIMEOUT_MS for
+ * the reply, which is written to standard output unchanged. Given a SERVICE name instead,
+ * dco_call_service sends it to the proxy the hub routes that service to.
  *
  * With -q (DCO_QUEUE_ON_TIMEOUT), a reply that takes longer than TIMEOUT_MS does not fail the
  * call: dco_call returns DCO_E_QUEUED, the request goes on, and the program picks its parked
@@ -43,7 +44,7 @@ static int fail(const char *what, int64_t rc)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: call_sync [-t TIMEOUT_MS] [-q] PROXY TEXT [TEXT...]\n");
+    fprintf(stderr, "usage: call_sync [-t TIMEOUT_MS] [-q] PROXY|SERVICE TEXT [TEXT...]\n");
     return 2;
 }
 
@@ -90,9 +91,13 @@ int main(int argc, char **argv)
         flags = DCO_QUEUE_ON_TIMEOUT;
         i += 1;
     }
-    int32_t proxy;
-    if (argc - i < 2 || parse_i32(argv[i], &proxy) != 0)
+    if (argc - i < 2)
         return usage();
+    /* A number is a proxy id; anything else names a service. */
+    int32_t proxy = -1;
+    const char *service = NULL;
+    if (parse_i32(argv[i], &proxy) != 0)
+        service = argv[i];
 
     /* 1. Build the body. Nothing is sent yet; the session connects on first send. */
     for (i = i + 1; i < argc; i++) {
@@ -111,7 +116,9 @@ int main(int argc, char **argv)
      *    when it is larger than the buffer, only the buffer's worth was copied and the reply
      *    stays in the session under dco_last_request_id(), to be read whole. */
     uint8_t small[4096];
-    int64_t n = dco_call(proxy, flags, timeout_ms, small, sizeof small);
+    int64_t n = service != NULL
+                    ? dco_call_service(service, flags, timeout_ms, small, sizeof small)
+                    : dco_call(proxy, flags, timeout_ms, small, sizeof small);
     if (n == DCO_E_QUEUED) {
         /* Past the timeout the request went on; its answer is parked in the session, across
          * reconnects and hub restarts. Here the program just waits for it. */
@@ -122,7 +129,7 @@ int main(int argc, char **argv)
         if (n < 0)
             return fail("dco_read_request", n);
     } else if (n < 0) {
-        return fail("dco_call", n);
+        return fail(service != NULL ? "dco_call_service" : "dco_call", n);
     }
 
     uint8_t *reply = small;

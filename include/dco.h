@@ -426,6 +426,16 @@ int dco_line(const char *text);
 int64_t dco_send_request(int32_t proxy_id, int32_t flags);
 
 /*
+ Finishes the body and sends it to the service `service` on this thread's session: the hub
+ resolves the name through its routes (`[[route]]` in its configuration) when it accepts
+ the request, and journals the proxy it found, so a later change of the route does not move
+ the request. `flags` and the outcomes are those of dco_send_request; a service the hub has
+ no route for gives DCO_E_NO_ROUTE when the reply is read. DCO_E_INVALID: `service` NULL,
+ empty, over 255 bytes, or not printable ASCII without spaces.
+ */
+int64_t dco_send_request_to(const char *service, int32_t flags);
+
+/*
  Sends every buffered request of this thread's session in one write and returns once the hub
  has accepted them all (journaled as durably as its policy says). Returns DCO_OK (also when
  nothing was waiting), DCO_E_NOT_CONNECTED (no hub reachable: the requests stay in the
@@ -479,6 +489,16 @@ int64_t dco_call_sync(int32_t proxy_id, int32_t timeout_ms, uint8_t *buf, size_t
  DCO_E_INVALID for an unknown flag.
  */
 int64_t dco_call(int32_t proxy_id, int32_t flags, int32_t timeout_ms, uint8_t *buf, size_t cap);
+
+/*
+ dco_call to the service `service` (see dco_send_request_to): the hub picks the proxy from
+ its routes; DCO_E_NO_ROUTE if it has none for `service`. Otherwise as dco_call.
+ */
+int64_t dco_call_service(const char *service,
+                         int32_t flags,
+                         int32_t timeout_ms,
+                         uint8_t *buf,
+                         size_t cap);
 
 /*
  The id of the last request sent on this thread's session (by dco_send_request or

@@ -97,6 +97,10 @@ pub struct HubArgs {
     /// One proxy's policy, on top of --policy: ID:key=value,... (repeatable).
     #[arg(long = "proxy")]
     pub proxies: Vec<String>,
+    /// A static route: SERVICE=PROXY, so that requests may name the service instead of the
+    /// proxy id (repeatable; the file's [[route]] tables come first).
+    #[arg(long = "route", value_name = "SERVICE=PROXY")]
+    pub routes: Vec<String>,
     /// How long a worker that holds a request past the service-time limit is kept, with no new
     /// work, before it is dropped, in milliseconds [default: 5000].
     #[arg(long)]
@@ -135,10 +139,19 @@ struct FileSettings {
     proxy_ids: Option<Vec<i32>>,
     policy: Option<toml::Table>,
     proxy: Option<BTreeMap<String, toml::Table>>,
+    route: Option<Vec<RouteEntry>>,
     overdue_grace_ms: Option<u64>,
     greeting_timeout_ms: Option<u64>,
     max_connections: Option<usize>,
     metrics: Option<String>,
+}
+
+/// A `[[route]]` table.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RouteEntry {
+    service: String,
+    proxy: i32,
 }
 
 /// The effective settings.
@@ -164,6 +177,8 @@ pub struct Settings {
     pub policy: String,
     /// Per-proxy policies, as --proxy takes them (the file's first, then the flags').
     pub proxies: Vec<String>,
+    /// Static routes, service -> proxy (the file's first, then the flags').
+    pub routes: Vec<(String, i32)>,
     pub overdue_grace_ms: u64,
     pub greeting_timeout_ms: u64,
     pub max_connections: usize,
@@ -234,6 +249,19 @@ impl Settings {
         } else {
             (None, "none")
         };
+        let mut routes: Vec<(String, i32)> = file
+            .route
+            .iter()
+            .flatten()
+            .map(|r| (r.service.clone(), r.proxy))
+            .collect();
+        for spec in &args.routes {
+            let (service, proxy) = spec
+                .split_once('=')
+                .and_then(|(s, p)| Some((s.trim(), p.trim().parse::<i32>().ok()?)))
+                .ok_or_else(|| format!("--route {spec}: not SERVICE=PROXY"))?;
+            routes.push((service.to_string(), proxy));
+        }
         let mut proxy_ids = file.proxy_ids.clone().unwrap_or_default();
         proxy_ids.extend(&args.proxy_ids);
         Ok(Settings {
@@ -273,6 +301,7 @@ impl Settings {
             proxy_ids,
             policy,
             proxies,
+            routes,
             overdue_grace_ms: args
                 .overdue_grace_ms
                 .or(file.overdue_grace_ms)
@@ -353,6 +382,12 @@ impl Settings {
                 out.push_str(&format!("\n[proxy.{}]\n", id.trim()));
                 table(&mut out, kv);
             }
+        }
+        for (service, proxy) in &self.routes {
+            out.push_str(&format!(
+                "\n[[route]]\nservice = {}\nproxy = {proxy}\n",
+                q(service)
+            ));
         }
         out
     }

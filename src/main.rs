@@ -60,8 +60,11 @@ enum Command {
     /// Send standard input as one request to a proxy and print the reply.
     Call {
         /// Proxy id.
-        #[arg(long, required_unless_present = "read")]
+        #[arg(long, required_unless_present_any = ["read", "service"], conflicts_with = "service")]
         proxy: Option<i32>,
+        /// Service name, routed to a proxy by the hub's [[route]] tables (instead of --proxy).
+        #[arg(long)]
+        service: Option<String>,
         /// Hub list (default: DCO_HUB, else 127.0.0.1:7790).
         #[arg(long)]
         hub: Option<String>,
@@ -264,8 +267,17 @@ fn print_outcome(outcome: dco::Result<dco::client::Reply>, session: &Session) ->
 
 /// A flag set by SIGTERM or SIGINT, for a worker's graceful stop.
 /// The per-proxy policies: every proxy's (`policy`), then each proxy's own (`ID:key=value,...`).
-fn build_policies(policy: &str, proxies: &[String]) -> Result<dco::hub::Policies, String> {
+fn build_policies(
+    policy: &str,
+    proxies: &[String],
+    routes: &[(String, i32)],
+) -> Result<dco::hub::Policies, String> {
     let mut policies = dco::hub::Policies::default();
+    for (service, proxy) in routes {
+        policies
+            .route(service, *proxy)
+            .map_err(|e| format!("a route ([[route]], --route): {e}"))?;
+    }
     policies
         .default
         .apply(policy)
@@ -290,7 +302,7 @@ fn reloader(args: hub_settings::HubArgs, data: PathBuf, restart_only: String) ->
                     changed.join("; ")
                 );
             }
-            build_policies(&set.policy, &set.proxies)
+            build_policies(&set.policy, &set.proxies, &set.routes)
         });
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -465,6 +477,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 proxy_ids,
                 policy,
                 proxies,
+                routes,
                 overdue_grace_ms,
                 greeting_timeout_ms,
                 max_connections,
@@ -482,7 +495,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
             };
             std::fs::create_dir_all(&data)
                 .map_err(|e| format!("cannot create {}: {e}", data.display()))?;
-            let policies = build_policies(&policy, &proxies)?;
+            let policies = build_policies(&policy, &proxies, &routes)?;
             let reload = reloader(*args, data.clone(), restart_only);
             let cfg = HubConfig {
                 policies,
@@ -614,6 +627,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
         }
         Command::Call {
             proxy,
+            service,
             hub,
             timeout_ms,
             queue_on_timeout,
@@ -629,7 +643,9 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 s.expect(id).map_err(|e| e.to_string())?;
                 return Ok(print_outcome(s.read(id, timeout), &s));
             }
-            let proxy = proxy.ok_or("--proxy is required")?;
+            if service.is_none() && proxy.is_none() {
+                return Err("--proxy or --service is required".into());
+            }
             let mut body = Vec::new();
             std::io::stdin()
                 .read_to_end(&mut body)
@@ -641,7 +657,11 @@ fn run(command: Command) -> Result<ExitCode, String> {
             } else {
                 dco::client::CallFlags::NONE
             };
-            let outcome = session.call_with(proxy, flags, timeout);
+            let outcome = match (&service, proxy) {
+                (Some(name), _) => session.call_service(name, flags, timeout),
+                (None, Some(proxy)) => session.call_with(proxy, flags, timeout),
+                (None, None) => return Err("--proxy or --service is required".into()),
+            };
             Ok(print_outcome(outcome, &session))
         }
         Command::Reload { data, timeout_ms } => reload_hub(&data, timeout_ms),

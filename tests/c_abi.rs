@@ -511,7 +511,8 @@ fn call_sync_against_echo_worker() {
     assert!(o.stderr.contains("DCO_E_NOT_CONNECTED"), "{}", o.show());
 
     // Usage errors.
-    for args in [&[][..], &["5"], &["five", "x"], &["-t", "soon", "5", "x"]] {
+    // (A first argument that is not a number names a service: see the test after this one.)
+    for args in [&[][..], &["5"], &["-t", "soon", "5", "x"]] {
         let o = call(args, b"");
         assert_eq!(o.code(), Some(2), "{args:?}: {}", o.show());
         assert!(o.stderr.contains("usage"), "{}", o.show());
@@ -527,6 +528,40 @@ fn call_sync_against_echo_worker() {
 
 /// batch.c: 300 buffered requests, one flush, read back in reverse order; a reply larger than
 /// the buffer read snprintf-style, then whole.
+#[test]
+fn a_c_caller_names_a_service_the_hub_routes() {
+    let p = programs();
+    let hub = Hub::start(&[
+        "--route",
+        "echo.svc=6",
+        "--route",
+        "idle.svc=7",
+        "--proxy-ids",
+        "7",
+    ]);
+    let _echo = echo_worker(&hub.addr, 6);
+    hub.wait_workers(6, 1);
+    let call = |args: &[&str]| {
+        let mut c = p.cmd("call_sync");
+        c.args(args).env("DCO_HUB", &hub.addr);
+        run(c, b"")
+    };
+    let o = call(&["echo.svc", "by", "name"]);
+    assert_eq!(o.code(), Some(0), "{}", o.show());
+    assert_eq!(o.stdout, "by\nname\n");
+    // No route: DCO_E_NO_ROUTE with the name in the words.
+    let o = call(&["nobody.svc", "x"]);
+    assert_eq!(o.code(), Some(1), "{}", o.show());
+    assert!(
+        o.stderr.contains("DCO_E_NO_ROUTE") && o.stderr.contains("nobody.svc"),
+        "{}",
+        o.show()
+    );
+    // A routed service with no worker: the sync call's deadline passes.
+    let o = call(&["-t", "300", "idle.svc", "x"]);
+    assert!(o.stderr.contains("DCO_E_TIMEOUT"), "{}", o.show());
+}
+
 #[test]
 fn batch_reads_replies_in_reverse_order() {
     let p = programs();

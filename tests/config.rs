@@ -310,3 +310,86 @@ fn reload_signals_nothing_but_a_dco_hub() {
     let _ = other.kill();
     let _ = other.wait();
 }
+
+#[test]
+fn requests_name_services_that_routes_resolve_once_when_accepted() {
+    let dir = TempDir::new("config-routes");
+    let data = dir.path().join("data");
+    let body = |moving_to: i32| {
+        format!(
+            "listen = \"127.0.0.1:0\"\nunix = \"none\"\ndata = {:?}\nproxy-ids = [7, 8]\n\n\
+             [[route]]\nservice = \"echo.svc\"\nproxy = 7\n\n\
+             [[route]]\nservice = \"moving.svc\"\nproxy = {moving_to}\n",
+            data.to_str().unwrap()
+        )
+    };
+    let cfg = write(&dir, "hub.toml", &body(8));
+    let (_hub, addr) = start_on_file(&cfg, &data);
+    let _w7 = common::echo_worker(&addr, 7);
+    let mut s = Session::new(SessionConfig::with_hubs(
+        HubAddr::parse_list(&addr).unwrap(),
+    ));
+    let t = Some(Duration::from_secs(10));
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        s.write(b"by name").unwrap();
+        match s.call_service("echo.svc", dco::client::CallFlags::NONE, t) {
+            Ok(r) => {
+                assert_eq!(r.body, b"by name");
+                break;
+            }
+            // The worker may not have announced itself yet.
+            Err(e) if Instant::now() < until => {
+                assert_eq!(e.status, Status::Timeout, "{e}");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    // An unknown service, and a name that cannot be one.
+    s.write(b"x").unwrap();
+    let e = s
+        .call_service("nobody.svc", dco::client::CallFlags::NONE, t)
+        .unwrap_err();
+    assert_eq!(e.status, Status::NoRoute, "{e}");
+    assert!(e.message.contains("nobody.svc"), "{e}");
+    s.clear_body();
+    s.write(b"x").unwrap();
+    let e = s.send_to("two words", false, false).unwrap_err();
+    assert_eq!(e.status, Status::Invalid, "{e}");
+    s.clear_body();
+
+    // moving.svc goes to proxy 8, which has no worker: the request waits there.
+    s.write(b"first").unwrap();
+    let first = s.send_to("moving.svc", true, false).unwrap();
+    s.flush().unwrap();
+    // The route moves to 7: new requests go there; the one accepted before stays on 8.
+    write(&dir, "hub.toml", &body(7));
+    let out = Command::new(dco_bin())
+        .args(["reload", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.write(b"second").unwrap();
+    let second = s.send_to("moving.svc", false, false).unwrap();
+    assert_eq!(s.read(second, t).unwrap().body, b"second");
+    let e = s.read(first, Some(Duration::from_millis(200))).unwrap_err();
+    assert_eq!(e.status, Status::Timeout, "still waiting on proxy 8: {e}");
+    let _w8 = common::echo_worker(&addr, 8);
+    assert_eq!(s.read(first, t).unwrap().body, b"first");
+
+    // The routes are in the printed configuration.
+    let out = Command::new(dco_bin())
+        .args(["hub", "--print-config", "--config", &cfg])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("[[route]]\nservice = \"echo.svc\"\nproxy = 7"),
+        "{text}"
+    );
+}

@@ -316,7 +316,19 @@ impl Session {
         } else {
             wire::REQ_ASYNC
         };
-        self.send_flags(proxy, buffered, flags, 0)
+        self.send_flags(To::Proxy(proxy), buffered, flags, 0)
+    }
+
+    /// Like [`Session::send`], to the proxy the hub routes `service` to (its `[[route]]`
+    /// tables). The hub resolves the name when it accepts the request; an unknown service is
+    /// answered with `NoRoute`.
+    pub fn send_to(&mut self, service: &str, buffered: bool, oneway: bool) -> Result<u64> {
+        let flags = if oneway {
+            wire::REQ_ONEWAY
+        } else {
+            wire::REQ_ASYNC
+        };
+        self.send_flags(To::Service(service), buffered, flags, 0)
     }
 
     /// Sends the body to `proxy` now as a sync request with a deadline `timeout` from now,
@@ -324,21 +336,19 @@ impl Session {
     /// DCO_E_TIMEOUT, "expired in the queue"). Read the answer with [`Session::read`].
     pub fn send_sync(&mut self, proxy: i32, timeout: Duration) -> Result<u64> {
         let ms = timeout.as_millis().clamp(1, u32::MAX as u128) as u32;
-        self.send_flags(proxy, false, wire::REQ_SYNC, ms)
+        self.send_flags(To::Proxy(proxy), false, wire::REQ_SYNC, ms)
     }
 
     /// Like [`Session::send`] with the REQUEST's flags and timeout given.
     fn send_flags(
         &mut self,
-        proxy: i32,
+        to: To<'_>,
         buffered: bool,
         flags: u32,
         timeout_ms: u32,
     ) -> Result<u64> {
         let oneway = flags & wire::REQ_ONEWAY != 0;
-        if proxy < 0 {
-            return Err(Error::new(Status::Invalid, "proxy id must not be negative"));
-        }
+        to.check()?;
         if !oneway && self.pending.len() >= self.quota() {
             return Err(Error::new(
                 Status::Busy,
@@ -355,7 +365,14 @@ impl Session {
         let id = self.next_id;
         self.next_id += 1;
         let start = self.log_base + self.log.len();
-        wire::encode_request(&mut self.log, id, proxy, flags, timeout_ms, &self.body);
+        match to {
+            To::Proxy(proxy) => {
+                wire::encode_request(&mut self.log, id, proxy, flags, timeout_ms, &self.body)
+            }
+            To::Service(name) => {
+                wire::encode_service_request(&mut self.log, id, name, flags, timeout_ms, &self.body)
+            }
+        }
         self.entries.push_back(LogEntry {
             id,
             start,
@@ -521,8 +538,29 @@ impl Session {
         timeout: Option<Duration>,
     ) -> Result<Reply> {
         // One deadline for the whole call: connecting counts against it too.
+        self.call_to(To::Proxy(proxy), flags, timeout)
+    }
+
+    /// Like [`Session::call_with`], to the proxy the hub routes `service` to (see
+    /// [`Session::send_to`]).
+    pub fn call_service(
+        &mut self,
+        service: &str,
+        flags: CallFlags,
+        timeout: Option<Duration>,
+    ) -> Result<Reply> {
+        self.call_to(To::Service(service), flags, timeout)
+    }
+
+    fn call_to(
+        &mut self,
+        to: To<'_>,
+        flags: CallFlags,
+        timeout: Option<Duration>,
+    ) -> Result<Reply> {
+        // One deadline for the whole call: connecting counts against it too.
         let deadline = timeout.map(|t| Instant::now() + t);
-        let id = self.start_call(proxy, flags, deadline)?;
+        let id = self.start_call(to, flags, deadline)?;
         match self.await_reply(id, deadline, true) {
             Ok(()) => self.read(id, Some(Duration::ZERO)),
             Err(e) => Err(self.call_failed(id, e)),
@@ -539,9 +577,31 @@ impl Session {
         timeout: Option<Duration>,
         buf: &mut [u8],
     ) -> Result<(u64, usize, i32)> {
+        self.call_into_to(To::Proxy(proxy), flags, timeout, buf)
+    }
+
+    /// Like [`Session::call_into_with`], to the proxy the hub routes `service` to (see
+    /// [`Session::send_to`]).
+    pub fn call_service_into(
+        &mut self,
+        service: &str,
+        flags: CallFlags,
+        timeout: Option<Duration>,
+        buf: &mut [u8],
+    ) -> Result<(u64, usize, i32)> {
+        self.call_into_to(To::Service(service), flags, timeout, buf)
+    }
+
+    fn call_into_to(
+        &mut self,
+        to: To<'_>,
+        flags: CallFlags,
+        timeout: Option<Duration>,
+        buf: &mut [u8],
+    ) -> Result<(u64, usize, i32)> {
         // One deadline for the whole call: connecting counts against it too.
         let deadline = timeout.map(|t| Instant::now() + t);
-        let id = self.start_call(proxy, flags, deadline)?;
+        let id = self.start_call(to, flags, deadline)?;
         match self.await_reply(id, deadline, true) {
             Ok(()) => {
                 let (n, rc) = self.read_into(id, Some(Duration::ZERO), buf)?;
@@ -564,7 +624,7 @@ impl Session {
     /// Connects (riding through a hub restart until `deadline`) and sends the body.
     fn start_call(
         &mut self,
-        proxy: i32,
+        to: To<'_>,
         flags: CallFlags,
         deadline: Option<Instant>,
     ) -> Result<u64> {
@@ -574,9 +634,7 @@ impl Session {
                 format!("unknown call flags {:#x}", flags.0),
             ));
         }
-        if proxy < 0 {
-            return Err(Error::new(Status::Invalid, "proxy id must not be negative"));
-        }
+        to.check()?;
         if self.conn.is_none() {
             self.reconnect_until(deadline)?;
         }
@@ -588,7 +646,7 @@ impl Session {
                 .as_millis()
                 .clamp(1, u32::MAX as u128) as u32,
         };
-        self.send_flags(proxy, false, flags.0, timeout_ms)
+        self.send_flags(to, false, flags.0, timeout_ms)
     }
 
     /// What a call returns when its wait failed: a queue-on-timeout request that timed out is
@@ -1204,4 +1262,30 @@ const CANCELLED: &[u8] = b"cancelled by the caller";
 
 fn not_connected() -> Error {
     Error::new(Status::NotConnected, "not connected to a hub")
+}
+
+/// Where a request goes: a proxy id, or a service the hub routes.
+#[derive(Clone, Copy, Debug)]
+enum To<'a> {
+    Proxy(i32),
+    Service(&'a str),
+}
+
+impl To<'_> {
+    fn check(&self) -> Result<()> {
+        match self {
+            To::Proxy(p) if *p < 0 => {
+                Err(Error::new(Status::Invalid, "proxy id must not be negative"))
+            }
+            To::Service(s) if !wire::valid_service(s) => Err(Error::new(
+                Status::Invalid,
+                format!(
+                    "\"{s}\" cannot be a service name (1 to {} printable ASCII characters, no \
+                     spaces)",
+                    wire::MAX_SERVICE
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
 }

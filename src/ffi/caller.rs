@@ -130,6 +130,32 @@ fn op_send(s: &mut Session, proxy: i32, flags: i32) -> Result<u64> {
     s.send(proxy, flags & DCO_BUFFERED != 0, flags & DCO_ONEWAY != 0)
 }
 
+/// A service name from C: NULL or not UTF-8 is DCO_E_INVALID (the session checks the rest).
+///
+/// # Safety
+/// `service`, if not NULL, must point to a NUL-terminated string (the C contract).
+unsafe fn service_name<'a>(service: *const c_char) -> Result<&'a str> {
+    if service.is_null() {
+        return Err(Error::new(Status::Invalid, "the service name is NULL"));
+    }
+    // SAFETY: the C caller promises a NUL-terminated string (dco_send_request_to contract).
+    unsafe { CStr::from_ptr(service) }
+        .to_str()
+        .map_err(|_| Error::new(Status::Invalid, "the service name is not UTF-8"))
+}
+
+fn op_send_to(s: &mut Session, service: *const c_char, flags: i32) -> Result<u64> {
+    if flags & !(DCO_BUFFERED | DCO_ONEWAY) != 0 {
+        return Err(Error::new(
+            Status::Invalid,
+            format!("unknown flags {flags:#x}"),
+        ));
+    }
+    // SAFETY: see service_name.
+    let name = unsafe { service_name(service)? };
+    s.send_to(name, flags & DCO_BUFFERED != 0, flags & DCO_ONEWAY != 0)
+}
+
 fn op_read(s: &mut Session, id: i64, timeout_ms: i32, buf: *mut u8, cap: usize) -> Result<usize> {
     // SAFETY: the C caller promises `buf` has `cap` writable bytes (dco_read_request contract).
     let out = unsafe { output(buf, cap)? };
@@ -149,7 +175,7 @@ fn op_read(s: &mut Session, id: i64, timeout_ms: i32, buf: *mut u8, cap: usize) 
 
 fn op_call(
     s: &mut Session,
-    proxy: i32,
+    to: Result<To<'_>>,
     flags: i32,
     timeout_ms: i32,
     buf: *mut u8,
@@ -168,12 +194,21 @@ fn op_call(
     };
     // SAFETY: the C caller promises `buf` has `cap` writable bytes (dco_call_sync contract).
     let out = unsafe { output(buf, cap)? };
-    let r = s.call_into_with(proxy, call_flags, timeout(timeout_ms), out);
+    let r = match to? {
+        To::Proxy(proxy) => s.call_into_with(proxy, call_flags, timeout(timeout_ms), out),
+        To::Service(name) => s.call_service_into(name, call_flags, timeout(timeout_ms), out),
+    };
     match &r {
         Ok((_, _, rc)) => set_last_rcode(*rc),
         Err(e) => set_last_rcode(e.rcode),
     }
     r.map(|(_, n, _)| n)
+}
+
+/// Where a call from C goes.
+enum To<'a> {
+    Proxy(i32),
+    Service(&'a str),
 }
 
 fn len_code(n: usize) -> i64 {
@@ -214,6 +249,22 @@ pub extern "C" fn dco_send_request(proxy_id: i32, flags: i32) -> i64 {
         to_code(with_thread_session(|s| op_send(s, proxy_id, flags)), |id| {
             id as i64
         })
+    })
+}
+
+/// Finishes the body and sends it to the service `service` on this thread's session: the hub
+/// resolves the name through its routes (`[[route]]` in its configuration) when it accepts
+/// the request, and journals the proxy it found, so a later change of the route does not move
+/// the request. `flags` and the outcomes are those of dco_send_request; a service the hub has
+/// no route for gives DCO_E_NO_ROUTE when the reply is read. DCO_E_INVALID: `service` NULL,
+/// empty, over 255 bytes, or not printable ASCII without spaces.
+#[no_mangle]
+pub extern "C" fn dco_send_request_to(service: *const c_char, flags: i32) -> i64 {
+    boundary(|| {
+        to_code(
+            with_thread_session(|s| op_send_to(s, service, flags)),
+            |id| id as i64,
+        )
     })
 }
 
@@ -264,7 +315,7 @@ pub extern "C" fn dco_read_request(
 pub extern "C" fn dco_call_sync(proxy_id: i32, timeout_ms: i32, buf: *mut u8, cap: usize) -> i64 {
     boundary(|| {
         to_code(
-            with_thread_session(|s| op_call(s, proxy_id, 0, timeout_ms, buf, cap)),
+            with_thread_session(|s| op_call(s, Ok(To::Proxy(proxy_id)), 0, timeout_ms, buf, cap)),
             len_code,
         )
     })
@@ -296,7 +347,31 @@ pub extern "C" fn dco_call(
 ) -> i64 {
     boundary(|| {
         to_code(
-            with_thread_session(|s| op_call(s, proxy_id, flags, timeout_ms, buf, cap)),
+            with_thread_session(|s| {
+                op_call(s, Ok(To::Proxy(proxy_id)), flags, timeout_ms, buf, cap)
+            }),
+            len_code,
+        )
+    })
+}
+
+/// dco_call to the service `service` (see dco_send_request_to): the hub picks the proxy from
+/// its routes; DCO_E_NO_ROUTE if it has none for `service`. Otherwise as dco_call.
+#[no_mangle]
+pub extern "C" fn dco_call_service(
+    service: *const c_char,
+    flags: i32,
+    timeout_ms: i32,
+    buf: *mut u8,
+    cap: usize,
+) -> i64 {
+    boundary(|| {
+        to_code(
+            with_thread_session(|s| {
+                // SAFETY: see service_name.
+                let to = unsafe { service_name(service) }.map(To::Service);
+                op_call(s, to, flags, timeout_ms, buf, cap)
+            }),
             len_code,
         )
     })
@@ -459,7 +534,9 @@ pub extern "C" fn dco_session_call_sync(
 ) -> i64 {
     boundary(|| {
         to_code(
-            with_handle(session, |s| op_call(s, proxy_id, 0, timeout_ms, buf, cap)),
+            with_handle(session, |s| {
+                op_call(s, Ok(To::Proxy(proxy_id)), 0, timeout_ms, buf, cap)
+            }),
             len_code,
         )
     })
@@ -478,7 +555,7 @@ pub extern "C" fn dco_session_call(
     boundary(|| {
         to_code(
             with_handle(session, |s| {
-                op_call(s, proxy_id, flags, timeout_ms, buf, cap)
+                op_call(s, Ok(To::Proxy(proxy_id)), flags, timeout_ms, buf, cap)
             }),
             len_code,
         )

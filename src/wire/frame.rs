@@ -618,6 +618,27 @@ pub fn encode_request(
     out.extend_from_slice(body);
 }
 
+/// Appends a REQUEST frame for service `service` (see [`super::REQ_SERVICE`]; the name must be
+/// valid, see [`super::valid_service`]) to `out`.
+pub fn encode_service_request(
+    out: &mut Vec<u8>,
+    id: u64,
+    service: &str,
+    flags: u32,
+    timeout_ms: u32,
+    body: &[u8],
+) {
+    debug_assert!(super::valid_service(service));
+    header(out, FrameType::Request, 20 + 1 + service.len() + body.len());
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&(-1i32).to_be_bytes());
+    out.extend_from_slice(&(flags | super::REQ_SERVICE).to_be_bytes());
+    out.extend_from_slice(&timeout_ms.to_be_bytes());
+    out.push(service.len() as u8);
+    out.extend_from_slice(service.as_bytes());
+    out.extend_from_slice(body);
+}
+
 /// Appends an ACK frame to `out`.
 pub fn encode_ack(out: &mut Vec<u8>, upto: u64) {
     header(out, FrameType::Ack, 8);

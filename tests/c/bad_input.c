@@ -196,6 +196,24 @@ static void thread_session_arguments(void)
     EXPECT_RC(dco_send_request(-1, 0), DCO_E_INVALID);
     EXPECT_RC(dco_send_request(INT32_MIN, DCO_BUFFERED), DCO_E_INVALID);
     EXPECT_RC(dco_send_request(-5, DCO_ONEWAY), DCO_E_INVALID);
+
+    /* dco_send_request_to / dco_call_service: NULL, empty, spaced or overlong names; flags */
+    {
+        char longname[300];
+        memset(longname, 'a', sizeof longname - 1);
+        longname[sizeof longname - 1] = '\0';
+        EXPECT_RC(dco_send_request_to(NULL, 0), DCO_E_INVALID);
+        EXPECT_RC(dco_send_request_to("", 0), DCO_E_INVALID);
+        EXPECT_RC(dco_send_request_to("two words", 0), DCO_E_INVALID);
+        EXPECT_RC(dco_send_request_to("tab\tname", DCO_BUFFERED), DCO_E_INVALID);
+        EXPECT_RC(dco_send_request_to(longname, 0), DCO_E_INVALID);
+        EXPECT_RC(dco_send_request_to("ok.svc", 4), DCO_E_INVALID);
+        EXPECT_RC(dco_send_request_to("\xff\xfe", 0), DCO_E_INVALID);
+        EXPECT_RC(dco_call_service(NULL, 0, 0, buf, sizeof buf), DCO_E_INVALID);
+        EXPECT_RC(dco_call_service("", 0, 0, buf, sizeof buf), DCO_E_INVALID);
+        EXPECT_RC(dco_call_service("ok.svc", 0x100, 0, buf, sizeof buf), DCO_E_INVALID);
+        EXPECT_RC(dco_call_service("ok.svc", 0, 0, NUL, 5), DCO_E_INVALID);
+    }
     EXPECT(dco_last_request_id() == 0); /* none of these made a request */
 
     /* dco_read_request: ids never issued, 0, negative; bad buffers */

@@ -202,6 +202,24 @@ impl Core {
         let inflight = ss.inflight;
         let chosen = Mode::of_flags(flags);
         let oneway = chosen == Some(Mode::Oneway);
+        // A request that names a service: resolved here, once; the journal keeps the proxy.
+        let (proxy, flags, body) = if flags & wire::REQ_SERVICE != 0 {
+            let Some((service, rest)) = wire::split_service(body) else {
+                let msg = "the request's service name is missing or malformed";
+                self.reject(t, session, id, oneway, Status::Invalid, msg, now);
+                return Ok(());
+            };
+            match self.cfg.policies.routes.get(service) {
+                Some(&p) => (p, flags & !wire::REQ_SERVICE, rest),
+                None => {
+                    let msg = format!("no route for service \"{service}\"");
+                    self.reject(t, session, id, oneway, Status::NoRoute, &msg, now);
+                    return Ok(());
+                }
+            }
+        } else {
+            (proxy, flags, body)
+        };
         if proxy < 0 {
             let msg = "proxy id must not be negative";
             self.reject(t, session, id, oneway, Status::Invalid, msg, now);

@@ -168,9 +168,33 @@ pub struct Policies {
     pub default: ProxyPolicy,
     /// Per proxy id.
     pub proxies: HashMap<i32, ProxyPolicy>,
+    /// Static routes: service name -> proxy id (a request may name a service instead of a
+    /// proxy; the hub resolves it when it accepts the request).
+    pub routes: std::collections::BTreeMap<String, i32>,
 }
 
 impl Policies {
+    /// Adds the route `service` -> `proxy`; a service routed twice, a name that cannot be a
+    /// service's or a proxy id out of range is an error.
+    pub fn route(&mut self, service: &str, proxy: i32) -> Result<(), String> {
+        if !crate::wire::valid_service(service) {
+            return Err(format!(
+                "\"{service}\" cannot be a service name (1 to {} printable ASCII characters, \
+                 no spaces)",
+                crate::wire::MAX_SERVICE
+            ));
+        }
+        if proxy < 0 {
+            return Err(format!("service {service}: proxy {proxy} is negative"));
+        }
+        if let Some(old) = self.routes.insert(service.to_string(), proxy) {
+            return Err(format!(
+                "service {service} is routed twice (to {old} and to {proxy})"
+            ));
+        }
+        Ok(())
+    }
+
     /// The policy of `proxy`.
     pub fn of(&self, proxy: i32) -> &ProxyPolicy {
         self.proxies.get(&proxy).unwrap_or(&self.default)
