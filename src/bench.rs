@@ -75,6 +75,12 @@ pub(crate) struct Latency {
 }
 
 pub(crate) fn percentiles(mut v: Vec<Duration>) -> Latency {
+    if v.is_empty() {
+        return Latency {
+            p50: Duration::ZERO,
+            p99: Duration::ZERO,
+        };
+    }
     v.sort_unstable();
     let at = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)];
     Latency {

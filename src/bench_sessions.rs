@@ -81,6 +81,7 @@ pub fn run(
                 std::thread::Builder::new()
                     .stack_size(256 << 10)
                     .spawn(move || -> Result<Vec<Duration>, String> {
+                        // At the barrier whatever happened: the main thread waits there.
                         let s = ready_session(&hubs, proxy);
                         ready.wait();
                         let mut s = s?;
@@ -134,8 +135,10 @@ pub fn run(
                     let mut s = Session::new(SessionConfig::with_hubs(hubs));
                     // Sized to take about `seconds` at a few hundred thousand per second.
                     let total = 200_000 * seconds as usize;
-                    pipelined(&mut s, proxy, &body, 1000, window)?;
+                    let warm = pipelined(&mut s, proxy, &body, 1000, window);
+                    // At the barrier whatever happened: the main thread waits there.
                     ready.wait();
+                    warm?;
                     let rate = pipelined(&mut s, proxy, &body, total, window)?;
                     s.close();
                     Ok((total, rate))

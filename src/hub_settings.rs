@@ -98,7 +98,7 @@ pub struct HubArgs {
     #[arg(long = "proxy")]
     pub proxies: Vec<String>,
     /// A static route: SERVICE=PROXY, so that requests may name the service instead of the
-    /// proxy id (repeatable; the file's [[route]] tables come first).
+    /// proxy id (repeatable; it wins over a [[route]] table of the file for the same service).
     #[arg(long = "route", value_name = "SERVICE=PROXY")]
     pub routes: Vec<String>,
     /// How long a worker that holds a request past the service-time limit is kept, with no new
@@ -249,19 +249,23 @@ impl Settings {
         } else {
             (None, "none")
         };
-        let mut routes: Vec<(String, i32)> = file
-            .route
-            .iter()
-            .flatten()
-            .map(|r| (r.service.clone(), r.proxy))
-            .collect();
+        let mut flag_routes = Vec::new();
         for spec in &args.routes {
             let (service, proxy) = spec
                 .split_once('=')
                 .and_then(|(s, p)| Some((s.trim(), p.trim().parse::<i32>().ok()?)))
                 .ok_or_else(|| format!("--route {spec}: not SERVICE=PROXY"))?;
-            routes.push((service.to_string(), proxy));
+            flag_routes.push((service.to_string(), proxy));
         }
+        // A flag wins over the file's route for the same service.
+        let mut routes: Vec<(String, i32)> = file
+            .route
+            .iter()
+            .flatten()
+            .filter(|r| !flag_routes.iter().any(|(s, _)| *s == r.service))
+            .map(|r| (r.service.clone(), r.proxy))
+            .collect();
+        routes.extend(flag_routes);
         let mut proxy_ids = file.proxy_ids.clone().unwrap_or_default();
         proxy_ids.extend(&args.proxy_ids);
         Ok(Settings {

@@ -357,6 +357,12 @@ fn requests_name_services_that_routes_resolve_once_when_accepted() {
     let e = s.send_to("two words", false, false).unwrap_err();
     assert_eq!(e.status, Status::Invalid, "{e}");
     s.clear_body();
+    // The name rides in the frame: a body that fits alone but not with the name is refused
+    // before anything is sent (and kept).
+    s.write(&vec![b'b'; s.body_limit() - 3]).unwrap();
+    let e = s.send_to("echo.svc", false, false).unwrap_err();
+    assert_eq!(e.status, Status::TooLarge, "{e}");
+    s.clear_body();
 
     // moving.svc goes to proxy 8, which has no worker: the request waits there.
     s.write(b"first").unwrap();
@@ -390,6 +396,24 @@ fn requests_name_services_that_routes_resolve_once_when_accepted() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("[[route]]\nservice = \"echo.svc\"\nproxy = 7"),
+        "{text}"
+    );
+    // A flag wins over the file's route for the same service.
+    let out = Command::new(dco_bin())
+        .args([
+            "hub",
+            "--print-config",
+            "--config",
+            &cfg,
+            "--route",
+            "echo.svc=9",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("service = \"echo.svc\"\nproxy = 9")
+            && !text.contains("service = \"echo.svc\"\nproxy = 7"),
         "{text}"
     );
 }

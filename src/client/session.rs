@@ -349,6 +349,20 @@ impl Session {
     ) -> Result<u64> {
         let oneway = flags & wire::REQ_ONEWAY != 0;
         to.check()?;
+        if let To::Service(name) = to {
+            // The name rides in the frame's payload, before the body.
+            if self.body.len() + 1 + name.len() > self.body_limit() {
+                return Err(Error::new(
+                    Status::TooLarge,
+                    format!(
+                        "a body of {} bytes and the service name do not fit in the hub's frame \
+                         limit of {} bytes",
+                        self.body.len(),
+                        self.body_limit() + 20
+                    ),
+                ));
+            }
+        }
         if !oneway && self.pending.len() >= self.quota() {
             return Err(Error::new(
                 Status::Busy,

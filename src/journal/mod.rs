@@ -714,9 +714,9 @@ impl Journal {
         Ok(())
     }
 
-    /// Appends a record made of `parts` and returns its position. The bytes are in the
-    /// mapping when this returns; they are durable once [`Journal::durable`] passes the
-    /// position.
+    /// Appends a record made of `parts` and returns its position. The bytes are in the stage
+    /// when this returns (readable with [`Journal::read`]), in the file after the round's
+    /// commit, and durable once [`Journal::durable`] passes the position.
     pub fn append(&mut self, kind: u8, parts: &[&[u8]]) -> Result<Pos, AppendError> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         if len == 0 {
@@ -926,6 +926,8 @@ impl Journal {
                 // In the page cache is all `none` asks.
                 let (upto, count) = (self.end(), self.active_records);
                 self.mark_durable(upto, Some(count));
+                // The MARK goes to the page cache at once, like the records it covers.
+                self.write_out();
                 self.header_note = self.note(upto, count);
             }
             Durability::Always => {
@@ -934,6 +936,7 @@ impl Journal {
                     sync::sync_or_die(&*self.cfg.disk, &self.sync_times, f);
                 }
                 self.mark_durable(upto, Some(count));
+                self.write_out();
                 self.header_note = self.note(upto, count);
             }
             Durability::Batch => {

@@ -17,6 +17,9 @@ use std::io;
 use super::disk::Disk;
 use super::record;
 
+/// Bytes of buffer a stage keeps between rounds.
+const KEEP: usize = 1 << 20;
+
 pub struct Tail {
     seq: u64,
     from: usize,
@@ -69,7 +72,7 @@ impl Tail {
         }
         disk.append_at(file, &self.buf, self.from as u64)?;
         self.from = self.end;
-        self.buf.clear();
+        self.clear();
         Ok(())
     }
 
@@ -90,7 +93,15 @@ impl Tail {
         std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::Release);
         data[from..from + head].copy_from_slice(&self.buf[..head]);
         self.from = self.end;
+        self.clear();
+    }
+
+    /// Empties the stage; one large round does not keep its buffer for the life of the hub.
+    fn clear(&mut self) {
         self.buf.clear();
+        if self.buf.capacity() > KEEP {
+            self.buf.shrink_to(KEEP);
+        }
     }
 
     /// The segment the stage belongs to.

@@ -128,30 +128,35 @@ fn connect_loop(cfg: &WorkerConfig, way: &mut Way<'_>, stop: &AtomicBool) -> Res
         Way::Concurrent(s) => *s,
         Way::Inline(_) => &bridge,
     };
-    let hubs = cfg.hubs.len();
     std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..hubs)
+        // Whatever happens on this thread (a handler that panics, say), the hubs' loops end.
+        let _halt_on_exit = Ended(&halt, None);
+        let threads: Vec<_> = (0..cfg.hubs.len())
             .map(|i| {
                 let (halt, ended) = (&halt, &ended);
                 std::thread::Builder::new()
                     .name(format!("dco-worker-hub{i}"))
                     .spawn_scoped(scope, move || {
+                        // Counted as ended however the loop ends, a panic included.
+                        let _ended = Ended(halt, Some(ended));
                         let r = connect_hub(cfg, i, &mut Way::Concurrent(shared), halt);
                         if let Err(e) = &r {
                             tracing::error!(hub = %cfg.hubs[i], "worker stops: {e}");
                         }
-                        halt.store(true, Ordering::SeqCst);
-                        ended.fetch_add(1, Ordering::SeqCst);
                         r
                     })
             })
             .collect();
+        let started = threads.iter().filter(|t| t.is_ok()).count();
+        if started < threads.len() {
+            halt.store(true, Ordering::SeqCst);
+        }
         // This thread passes `stop` on, and runs a one-at-a-time handler's deliveries.
         let mut inline = match way {
             Way::Inline(h) => Some(&mut **h),
             Way::Concurrent(_) => None,
         };
-        while ended.load(Ordering::SeqCst) < hubs {
+        while ended.load(Ordering::SeqCst) < started {
             if stop.load(Ordering::Relaxed) {
                 halt.store(true, Ordering::SeqCst);
             }
@@ -164,13 +169,18 @@ fn connect_loop(cfg: &WorkerConfig, way: &mut Way<'_>, stop: &AtomicBool) -> Res
             }
         }
         let mut first_err = None;
+        let mut panicked = None;
         for t in threads {
             match t {
-                Ok(t) => {
-                    if let Ok(Err(e)) = t.join() {
+                Ok(t) => match t.join() {
+                    Ok(Err(e)) => {
                         first_err.get_or_insert(e);
                     }
-                }
+                    Ok(Ok(())) => {}
+                    Err(p) => {
+                        panicked.get_or_insert(p);
+                    }
+                },
                 Err(e) => {
                     first_err.get_or_insert(Error::new(
                         Status::System,
@@ -179,12 +189,28 @@ fn connect_loop(cfg: &WorkerConfig, way: &mut Way<'_>, stop: &AtomicBool) -> Res
                 }
             }
         }
+        if let Some(p) = panicked {
+            std::panic::resume_unwind(p);
+        }
         // A loop that ended because `stop` was set is a graceful stop, not an error.
         match first_err {
             Some(e) => Err(e),
             None => Ok(()),
         }
     })
+}
+
+/// Dropped when a loop of a multi-hub worker ends, however it ends: every other loop is told to
+/// end too, and the count of ended loops goes up.
+struct Ended<'a>(&'a AtomicBool, Option<&'a std::sync::atomic::AtomicUsize>);
+
+impl Drop for Ended<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+        if let Some(n) = self.1 {
+            n.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// Hands a multi-hub worker's deliveries to the thread that runs its one-at-a-time handler.
