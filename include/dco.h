@@ -279,6 +279,19 @@ int dco_ext_line(OCIExtProcContext *ctx, const char *text, short text_ind);
 int dco_ext_send_request(OCIExtProcContext *ctx, int proxy_id, int flags);
 
 /*
+ `dco.send_request(service => ...)`: finishes the body and sends it to the proxy the hub
+ routes `service` to (flags as dco_ext_send_request). Returns the request id (> 0); a
+ service without a route raises ORA-20103 (DCO_E_NO_ROUTE) when the reply is read.
+
+ Call spec: `PARAMETERS (CONTEXT, service STRING, service INDICATOR SHORT, flags INT,
+ RETURN INT)`.
+ */
+int dco_ext_send_request_to(OCIExtProcContext *ctx,
+                            const char *service,
+                            short service_ind,
+                            int flags);
+
+/*
  `dco.flush`: sends the buffered requests and returns once the hub holds them.
 
  Call spec: `PARAMETERS (CONTEXT, RETURN INT)`.
@@ -355,6 +368,24 @@ int dco_ext_call(OCIExtProcContext *ctx,
                  int *buf_len,
                  int *buf_maxlen,
                  short *buf_ind);
+
+/*
+ `dco.call(service => ...)`: as dco_ext_call, to the proxy the hub routes `service` to; a
+ service without a route raises ORA-20103 (DCO_E_NO_ROUTE).
+
+ Call spec: `PARAMETERS (CONTEXT, service STRING, service INDICATOR SHORT, timeout_ms INT,
+ queue_on_timeout INT, buf RAW, buf LENGTH INT, buf MAXLEN INT, buf INDICATOR SHORT,
+ RETURN INT)`.
+ */
+int dco_ext_call_service(OCIExtProcContext *ctx,
+                         const char *service,
+                         short service_ind,
+                         int timeout_ms,
+                         int queue_on_timeout,
+                         uint8_t *buf,
+                         int *buf_len,
+                         int *buf_maxlen,
+                         short *buf_ind);
 
 /*
  The id of the last request sent in this session, 0 if none.

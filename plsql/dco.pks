@@ -120,6 +120,17 @@ CREATE OR REPLACE PACKAGE dco AUTHID DEFINER AS
   -- One-way: finishes the body and sends it to proxy_id; no reply is wanted.
   PROCEDURE send_request(proxy_id IN PLS_INTEGER, buffered IN BOOLEAN DEFAULT FALSE);
 
+  -- The same to a service, by name: send_request(service => 'sms.send'). The hub picks the
+  -- proxy from its routes ([[route]] in its configuration) when it accepts the request and
+  -- keeps it, so a later change of the route does not move the request. A service without a
+  -- route raises no_route when the reply is read. A name is 1 to 255 printable ASCII
+  -- characters without spaces (else invalid).
+  FUNCTION send_request(service IN VARCHAR2, buffered IN BOOLEAN DEFAULT FALSE)
+    RETURN PLS_INTEGER;
+
+  -- One-way, to a service.
+  PROCEDURE send_request(service IN VARCHAR2, buffered IN BOOLEAN DEFAULT FALSE);
+
   -- Sends every buffered request in one write and returns once the hub has accepted them all
   -- (journaled). Raises not_connected when no hub can be reached (the requests are kept and
   -- go with the next flush or read), timeout when the hub did not acknowledge within 10 s.
@@ -149,6 +160,14 @@ CREATE OR REPLACE PACKAGE dco AUTHID DEFINER AS
   -- hub restarts): read it with read_request(last_request_id, reply, timeout).
   PROCEDURE call(
     proxy_id         IN PLS_INTEGER,
+    reply            IN OUT NOCOPY BLOB,
+    timeout          IN PLS_INTEGER DEFAULT NULL,
+    queue_on_timeout IN BOOLEAN DEFAULT FALSE);
+
+  -- call to a service, by name (see send_request(service => ...)): no_route when the hub has
+  -- no route for it.
+  PROCEDURE call(
+    service          IN VARCHAR2,
     reply            IN OUT NOCOPY BLOB,
     timeout          IN PLS_INTEGER DEFAULT NULL,
     queue_on_timeout IN BOOLEAN DEFAULT FALSE);

@@ -36,6 +36,12 @@ CREATE OR REPLACE PACKAGE BODY dco AS
     AS LANGUAGE C LIBRARY dco_lib NAME "dco_ext_send_request" WITH CONTEXT
     PARAMETERS (CONTEXT, proxy_id INT, flags INT, RETURN INT);
 
+  -- dco.h: int dco_ext_send_request_to(OCIExtProcContext *ctx, const char *service,
+  --                                     short service_ind, int flags);
+  FUNCTION ext_send_request_to(service IN VARCHAR2, flags IN PLS_INTEGER) RETURN PLS_INTEGER
+    AS LANGUAGE C LIBRARY dco_lib NAME "dco_ext_send_request_to" WITH CONTEXT
+    PARAMETERS (CONTEXT, service STRING, service INDICATOR SHORT, flags INT, RETURN INT);
+
   -- dco.h: int dco_ext_flush(OCIExtProcContext *ctx);
   FUNCTION ext_flush RETURN PLS_INTEGER
     AS LANGUAGE C LIBRARY dco_lib NAME "dco_ext_flush" WITH CONTEXT
@@ -84,6 +90,20 @@ CREATE OR REPLACE PACKAGE BODY dco AS
     AS LANGUAGE C LIBRARY dco_lib NAME "dco_ext_call" WITH CONTEXT
     PARAMETERS (CONTEXT, proxy_id INT, timeout_ms INT, queue_on_timeout INT,
                 buf RAW, buf LENGTH INT, buf MAXLEN INT, buf INDICATOR SHORT, RETURN INT);
+
+  -- dco.h: int dco_ext_call_service(OCIExtProcContext *ctx, const char *service,
+  --                                  short service_ind, int timeout_ms, int queue_on_timeout,
+  --                                  uint8_t *buf, int *buf_len, int *buf_maxlen,
+  --                                  short *buf_ind);
+  FUNCTION ext_call_service(
+    service          IN VARCHAR2,
+    timeout_ms       IN PLS_INTEGER,
+    queue_on_timeout IN PLS_INTEGER,
+    buf              IN OUT RAW) RETURN PLS_INTEGER
+    AS LANGUAGE C LIBRARY dco_lib NAME "dco_ext_call_service" WITH CONTEXT
+    PARAMETERS (CONTEXT, service STRING, service INDICATOR SHORT, timeout_ms INT,
+                queue_on_timeout INT, buf RAW, buf LENGTH INT, buf MAXLEN INT,
+                buf INDICATOR SHORT, RETURN INT);
 
   -- dco.h: int dco_ext_last_request_id(OCIExtProcContext *ctx);
   FUNCTION ext_last_request_id RETURN PLS_INTEGER
@@ -230,6 +250,24 @@ CREATE OR REPLACE PACKAGE BODY dco AS
     END IF;
   END send_request;
 
+  FUNCTION send_request(service IN VARCHAR2, buffered IN BOOLEAN DEFAULT FALSE)
+    RETURN PLS_INTEGER IS
+    id PLS_INTEGER;
+  BEGIN
+    -- The library checks the name (a NULL one too) and raises invalid.
+    id := ext_send_request_to(service, CASE WHEN buffered THEN f_buffered ELSE 0 END);
+    check_rc(id);
+    RETURN id;
+  END send_request;
+
+  PROCEDURE send_request(service IN VARCHAR2, buffered IN BOOLEAN DEFAULT FALSE) IS
+    id PLS_INTEGER;
+  BEGIN
+    id := ext_send_request_to(service,
+                              f_oneway + CASE WHEN buffered THEN f_buffered ELSE 0 END);
+    check_rc(id);
+  END send_request;
+
   PROCEDURE flush IS
   BEGIN
     check_rc(ext_flush);
@@ -290,6 +328,30 @@ CREATE OR REPLACE PACKAGE BODY dco AS
       qot := 1;
     END IF;
     total := ext_call(proxy_id, wait_ms(timeout), qot, buf);
+    check_rc(total);
+    IF total > NVL(UTL_RAW.LENGTH(buf), 0) THEN
+      -- Longer than one RAW: the rest is read by request id.
+      id := ext_last_request_id;
+      check_rc(id);
+    END IF;
+    fill_reply(id, total, buf, reply);
+  END call;
+
+  PROCEDURE call(
+    service          IN VARCHAR2,
+    reply            IN OUT NOCOPY BLOB,
+    timeout          IN PLS_INTEGER DEFAULT NULL,
+    queue_on_timeout IN BOOLEAN DEFAULT FALSE) IS
+    buf   RAW(32767);
+    total PLS_INTEGER;
+    id    PLS_INTEGER := 0;
+    qot   PLS_INTEGER := 0;
+  BEGIN
+    IF queue_on_timeout THEN
+      qot := 1;
+    END IF;
+    -- The library checks the name (a NULL one too) and raises invalid.
+    total := ext_call_service(service, wait_ms(timeout), qot, buf);
     check_rc(total);
     IF total > NVL(UTL_RAW.LENGTH(buf), 0) THEN
       -- Longer than one RAW: the rest is read by request id.

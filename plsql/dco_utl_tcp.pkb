@@ -61,6 +61,7 @@ CREATE OR REPLACE PACKAGE BODY dco AS
   -- its answer is parked (wire::REQ_QUEUE_ON_TIMEOUT, DCO_QUEUE_ON_TIMEOUT in dco.h).
   req_oneway           CONSTANT PLS_INTEGER := 1;
   req_queue_on_timeout CONSTANT PLS_INTEGER := 4;
+  req_service          CONSTANT PLS_INTEGER := 32;  -- the body starts with a service name
 
   -- DCO_E_* codes (include/dco.h, src/status.rs).
   e_invalid       CONSTANT PLS_INTEGER := -1;
@@ -1056,21 +1057,45 @@ CREATE OR REPLACE PACKAGE BODY dco AS
   -- Not buffered, it needs a connection first: with ride (call_sync, call) it connects with
   -- reconnect_until(deadline), else (send_request) it tries the hub list once; no hub: raises
   -- not_connected, the request is not taken and the body is kept.
+  -- (fixture: call_service) With by_name, the request names service instead of a proxy:
+  -- REQUEST flag 32, proxy -1, and the body starts with the name (one byte of length, then
+  -- the name's bytes); the hub resolves it through its routes.
   FUNCTION submit(proxy_id   IN PLS_INTEGER,
                   buffered   IN BOOLEAN,
                   oneway     IN BOOLEAN,
                   req_flags  IN PLS_INTEGER DEFAULT 0,
                   timeout_ms IN NUMBER DEFAULT 0,
                   ride       IN BOOLEAN DEFAULT FALSE,
-                  deadline   IN NUMBER DEFAULT NULL)
+                  deadline   IN NUMBER DEFAULT NULL,
+                  by_name    IN BOOLEAN DEFAULT FALSE,
+                  service    IN VARCHAR2 DEFAULT NULL)
     RETURN PLS_INTEGER IS
     id      PLS_INTEGER;
     e       logged_t;
     p       pending_t;
     backoff NUMBER := 0;
+    c       PLS_INTEGER;
   BEGIN
     g_last_error := NULL;
-    IF proxy_id IS NULL OR proxy_id < 0 THEN
+    IF by_name THEN
+      IF service IS NULL THEN
+        fail(e_invalid, 'the service name is NULL');
+      END IF;
+      IF LENGTHB(service) > 255 THEN
+        fail(e_invalid, 'a service name is at most 255 bytes, not ' || LENGTHB(service));
+      END IF;
+      FOR i IN 1 .. LENGTH(service) LOOP
+        c := ASCII(SUBSTR(service, i, 1));
+        IF c < 33 OR c > 126 THEN
+          fail(e_invalid, '"' || SUBSTRB(service, 1, 255) || '" cannot be a service name ' ||
+                          '(printable ASCII characters, no spaces)');
+        END IF;
+      END LOOP;
+      IF NVL(g_body.len, 0) + 1 + LENGTHB(service) > g_max_frame - 20 THEN
+        fail(e_too_large, 'the body and the service name would be over the hub''s limit of ' ||
+                          (g_max_frame - 20) || ' bytes');
+      END IF;
+    ELSIF proxy_id IS NULL OR proxy_id < 0 THEN
       fail(e_invalid, 'proxy id must not be negative');
     END IF;
     IF NOT oneway AND g_pending.COUNT >= g_quota THEN
@@ -1087,7 +1112,18 @@ CREATE OR REPLACE PACKAGE BODY dco AS
     e.proxy := proxy_id;
     e.flags := CASE WHEN oneway THEN req_oneway ELSE NVL(req_flags, 0) END;
     e.timeout_ms := NVL(timeout_ms, 0);
-    e.body := g_body;
+    IF by_name THEN
+      e.proxy := -1;
+      e.flags := e.flags + req_service;
+      e.body.len := 0;
+      append(e.body, UTL_RAW.CONCAT(HEXTORAW(TO_CHAR(LENGTHB(service), 'FM0X')),
+                                    UTL_RAW.CAST_TO_RAW(service)));
+      FOR k IN 1 .. NVL(g_body.parts.COUNT, 0) LOOP
+        append(e.body, g_body.parts(k));
+      END LOOP;
+    ELSE
+      e.body := g_body;
+    END IF;
     e.body.len := NVL(e.body.len, 0);
     e.answered := FALSE;
     g_log(id) := e;
@@ -1151,6 +1187,18 @@ CREATE OR REPLACE PACKAGE BODY dco AS
     id := submit(proxy_id, NVL(buffered, FALSE), TRUE);
   END send_request;
 
+  FUNCTION send_request(service IN VARCHAR2, buffered IN BOOLEAN DEFAULT FALSE)
+    RETURN PLS_INTEGER IS
+  BEGIN
+    RETURN submit(NULL, NVL(buffered, FALSE), FALSE, by_name => TRUE, service => service);
+  END send_request;
+
+  PROCEDURE send_request(service IN VARCHAR2, buffered IN BOOLEAN DEFAULT FALSE) IS
+    id PLS_INTEGER;
+  BEGIN
+    id := submit(NULL, NVL(buffered, FALSE), TRUE, by_name => TRUE, service => service);
+  END send_request;
+
   -- (fixture: flush_batch, then ack) Writes the batch and a PING in one write, then reads
   -- until the hub's ACK covers the last request. Rides through a lost connection for 10 s
   -- as await_reply does (after a reconnect, the batch and the PING go again).
@@ -1210,14 +1258,16 @@ CREATE OR REPLACE PACKAGE BODY dco AS
     proxy_id IN PLS_INTEGER,
     reply    IN OUT NOCOPY BLOB,
     timeout  IN PLS_INTEGER,
-    park     IN BOOLEAN) IS
+    park     IN BOOLEAN,
+    by_name  IN BOOLEAN DEFAULT FALSE,
+    service  IN VARCHAR2 DEFAULT NULL) IS
     id       PLS_INTEGER;
     code     PLS_INTEGER;
     deadline NUMBER := deadline_of(timeout);
   BEGIN
     id := submit(proxy_id, FALSE, FALSE,
                  CASE WHEN park THEN req_queue_on_timeout ELSE 0 END, wire_timeout(timeout),
-                 TRUE, deadline);
+                 TRUE, deadline, by_name, service);
     BEGIN
       await_reply(id, deadline);
     EXCEPTION
@@ -1255,6 +1305,15 @@ CREATE OR REPLACE PACKAGE BODY dco AS
     queue_on_timeout IN BOOLEAN DEFAULT FALSE) IS
   BEGIN
     call_now(proxy_id, reply, timeout, NVL(queue_on_timeout, FALSE));
+  END call;
+
+  PROCEDURE call(
+    service          IN VARCHAR2,
+    reply            IN OUT NOCOPY BLOB,
+    timeout          IN PLS_INTEGER DEFAULT NULL,
+    queue_on_timeout IN BOOLEAN DEFAULT FALSE) IS
+  BEGIN
+    call_now(NULL, reply, timeout, NVL(queue_on_timeout, FALSE), TRUE, service);
   END call;
 
   FUNCTION last_rcode RETURN PLS_INTEGER IS

@@ -451,6 +451,20 @@ fn call_with_queue_on_timeout_raises_queued_and_parks_the_answer() {
     }
 }
 
+/// dco_ext_call_service and dco_ext_send_request_to (`dco.call(service => ...)`,
+/// `dco.send_request(service => ...)`): a routed service answers, one without a route raises
+/// ORA-20103, bad names ORA-20101. Each with Oracle present and absent.
+#[test]
+fn a_service_by_name_is_routed_by_the_hub() {
+    let em = emulator();
+    let hub = Hub::start(&["--route", &format!("echo.svc={ECHO}")]);
+    let _echo = echo_worker(&hub.addr, ECHO);
+    hub.wait_workers(ECHO, 1);
+    for o in BOTH {
+        em.pass(o, "service", &[ECHO], &hub.addr, 20);
+    }
+}
+
 /// Two sessions (forked processes) at once with the same request ids: neither sees the
 /// other's replies or ids.
 #[test]

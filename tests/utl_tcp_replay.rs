@@ -322,7 +322,8 @@ fn the_utl_tcp_body_s_bytes_get_the_answers_it_expects() {
         }
     }
 
-    let hub = Hub::start(&[]);
+    // The fixture's dco.call(service => 'echo.svc', ...) goes to the echo worker.
+    let hub = Hub::start(&["--route", "echo.svc=5"]);
     let _worker = echo_worker(&hub.addr, 5);
     hub.wait_workers(5, 1);
 

@@ -266,6 +266,53 @@ pub extern "C" fn dco_ext_send_request(
     })
 }
 
+/// A service name passed as STRING with its INDICATOR: NULL, not UTF-8 or not a valid name
+/// raises DCO_E_INVALID (the session checks the name itself).
+///
+/// # Safety
+/// `service`, unless NULL or its indicator says NULL, is a NUL-terminated string (extproc).
+unsafe fn service_arg<'a>(service: *const c_char, ind: c_short) -> Result<&'a str> {
+    if ind == DCO_EXT_IND_NULL || service.is_null() {
+        return Err(invalid("the service name is NULL"));
+    }
+    // SAFETY: extproc passes STRING as a NUL-terminated C string.
+    unsafe { CStr::from_ptr(service) }
+        .to_str()
+        .map_err(|_| invalid("the service name is not UTF-8"))
+}
+
+/// `dco.send_request(service => ...)`: finishes the body and sends it to the proxy the hub
+/// routes `service` to (flags as dco_ext_send_request). Returns the request id (> 0); a
+/// service without a route raises ORA-20103 (DCO_E_NO_ROUTE) when the reply is read.
+///
+/// Call spec: `PARAMETERS (CONTEXT, service STRING, service INDICATOR SHORT, flags INT,
+/// RETURN INT)`.
+#[no_mangle]
+pub extern "C" fn dco_ext_send_request_to(
+    ctx: *mut OCIExtProcContext,
+    service: *const c_char,
+    service_ind: c_short,
+    flags: c_int,
+) -> c_int {
+    boundary(|| {
+        with_session(ctx, |s| {
+            if flags & !(DCO_BUFFERED | DCO_ONEWAY) != 0 {
+                return Err(invalid("unknown flags"));
+            }
+            // SAFETY: see service_arg.
+            let name = unsafe { service_arg(service, service_ind)? };
+            if s.last_request_id() >= i32::MAX as u64 {
+                return Err(Error::new(
+                    Status::Invalid,
+                    "request ids of this session no longer fit PL/SQL: close the session",
+                ));
+            }
+            let id = s.send_to(name, flags & DCO_BUFFERED != 0, flags & DCO_ONEWAY != 0)?;
+            Ok(id as i64)
+        })
+    })
+}
+
 /// `dco.flush`: sends the buffered requests and returns once the hub holds them.
 ///
 /// Call spec: `PARAMETERS (CONTEXT, RETURN INT)`.
@@ -408,6 +455,50 @@ pub extern "C" fn dco_ext_call(
             let cap = out.len();
             let r = s
                 .call_into_with(proxy_id, flags, timeout(timeout_ms), out)
+                .map(|(_, n, rc)| (n, rc));
+            // SAFETY: extproc passes LENGTH and INDICATOR by reference for OUT parameters.
+            unsafe { reply_out(r, cap, buf_len, buf_ind) }
+        })
+    })
+}
+
+/// `dco.call(service => ...)`: as dco_ext_call, to the proxy the hub routes `service` to; a
+/// service without a route raises ORA-20103 (DCO_E_NO_ROUTE).
+///
+/// Call spec: `PARAMETERS (CONTEXT, service STRING, service INDICATOR SHORT, timeout_ms INT,
+/// queue_on_timeout INT, buf RAW, buf LENGTH INT, buf MAXLEN INT, buf INDICATOR SHORT,
+/// RETURN INT)`.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn dco_ext_call_service(
+    ctx: *mut OCIExtProcContext,
+    service: *const c_char,
+    service_ind: c_short,
+    timeout_ms: c_int,
+    queue_on_timeout: c_int,
+    buf: *mut u8,
+    buf_len: *mut c_int,
+    buf_maxlen: *mut c_int,
+    buf_ind: *mut c_short,
+) -> c_int {
+    boundary(|| {
+        with_session(ctx, |s| {
+            let flags = match queue_on_timeout {
+                0 => CallFlags::NONE,
+                1 => CallFlags::QUEUE_ON_TIMEOUT,
+                v => {
+                    return Err(invalid(&format!(
+                        "queue_on_timeout must be 0 or 1, not {v}"
+                    )))
+                }
+            };
+            // SAFETY: see service_arg.
+            let name = unsafe { service_arg(service, service_ind)? };
+            // SAFETY: extproc passes a buffer of MAXLEN bytes.
+            let out = unsafe { out_raw(buf, buf_maxlen)? };
+            let cap = out.len();
+            let r = s
+                .call_service_into(name, flags, timeout(timeout_ms), out)
                 .map(|(_, n, rc)| (n, rc));
             // SAFETY: extproc passes LENGTH and INDICATOR by reference for OUT parameters.
             unsafe { reply_out(r, cap, buf_len, buf_ind) }

@@ -102,6 +102,16 @@ typedef int (*spec_call_fn)(OCIExtProcContext *, int, int, int, unsigned char *,
 typedef int (*spec_call_fn)(OCIExtProcContext *, int, int, int, unsigned char *, int *, int,
                             short *);
 #endif
+/* PARAMETERS (CONTEXT, service STRING, service INDICATOR SHORT, flags INT, RETURN INT) */
+typedef int (*spec_send_request_to_fn)(OCIExtProcContext *, char *, short, int);
+typedef int (*spec_send_request_to_const_fn)(OCIExtProcContext *, const char *, short, int);
+/* PARAMETERS (CONTEXT, service STRING, service INDICATOR SHORT, timeout_ms INT,
+ *             queue_on_timeout INT, buf RAW, buf LENGTH INT, buf MAXLEN INT,
+ *             buf INDICATOR SHORT, RETURN INT): call_service */
+typedef int (*spec_call_service_fn)(OCIExtProcContext *, char *, short, int, int,
+                                    unsigned char *, int *, int *, short *);
+typedef int (*spec_call_service_const_fn)(OCIExtProcContext *, const char *, short, int, int,
+                                          unsigned char *, int *, int *, short *);
 /* PARAMETERS (CONTEXT, request_id INT, RETURN INT) */
 typedef int (*spec_cancel_fn)(OCIExtProcContext *, int);
 /* PARAMETERS (CONTEXT, RETURN INDICATOR SHORT, RETURN STRING) */
@@ -120,6 +130,11 @@ _Static_assert(SPEC_OK2(dco_ext_line, spec_line_fn, spec_line_const_fn),
                "dco_ext_line does not match its call spec");
 _Static_assert(SPEC_OK(dco_ext_send_request, spec_send_request_fn),
                "dco_ext_send_request does not match its call spec");
+_Static_assert(SPEC_OK2(dco_ext_send_request_to, spec_send_request_to_fn,
+                        spec_send_request_to_const_fn),
+               "dco_ext_send_request_to does not match its call spec");
+_Static_assert(SPEC_OK2(dco_ext_call_service, spec_call_service_fn, spec_call_service_const_fn),
+               "dco_ext_call_service does not match its call spec");
 _Static_assert(SPEC_OK(dco_ext_flush, spec_context_only_fn),
                "dco_ext_flush does not match its call spec");
 _Static_assert(SPEC_OK(dco_ext_read_request, spec_read_fn),
@@ -365,6 +380,8 @@ static struct {
     spec_read_fn read_chunk;
     spec_read_fn call_sync;
     spec_call_fn call;
+    spec_send_request_to_const_fn send_request_to;
+    spec_call_service_const_fn call_service;
     spec_context_only_fn last_request_id;
     spec_context_only_fn last_rcode;
     spec_cancel_fn cancel;
@@ -401,6 +418,8 @@ static void load_library(const char *path)
     LOAD(h, read_chunk);
     LOAD(h, call_sync);
     LOAD(h, call);
+    LOAD(h, send_request_to);
+    LOAD(h, call_service);
     LOAD(h, last_request_id);
     LOAD(h, last_rcode);
     LOAD(h, cancel);
@@ -548,6 +567,26 @@ static int x_qcall(int proxy, int timeout, int queue_on_timeout, struct raw_out 
                       &o->ind);
     end_call(c);
     return out_after("dco_ext_call", rc, o);
+}
+
+/* dco.send_request(service => ...) by dco_ext_send_request_to (a NULL name: indicator -1). */
+static int x_send_to(const char *service, int flags)
+{
+    OCIExtProcContext *c = begin_call();
+    int rc = dco.send_request_to(c, service, service == NULL ? -1 : 0, flags);
+    end_call(c);
+    return rc;
+}
+
+/* dco.call(service => ..., reply, timeout, queue_on_timeout) by dco_ext_call_service. */
+static int x_scall(const char *service, int timeout, int queue_on_timeout, struct raw_out *o)
+{
+    out_before(o);
+    OCIExtProcContext *c = begin_call();
+    int rc = dco.call_service(c, service, service == NULL ? -1 : 0, timeout, queue_on_timeout,
+                              o->buf, &o->len, &o->maxlen_arg, &o->ind);
+    end_call(c);
+    return out_after("dco_ext_call_service", rc, o);
 }
 
 static int out_after(const char *what, int rc, struct raw_out *o)
@@ -1164,6 +1203,45 @@ static void scenario_close(void)
     raw_free(&small);
 }
 
+/* dco.call(service => ...) and dco.send_request(service => ...): the hub (tests/extproc.rs
+ * starts it with --route echo.svc=ECHO) routes echo.svc to the echo worker; nobody.svc has no
+ * route; bad names raise ORA-20101 before anything is sent. */
+static void scenario_service(void)
+{
+    struct raw_out o;
+    raw_init(&o, RAW_MAX);
+    int rc, id;
+
+    RET(x_line("by name", IND_NOTNULL), 0);
+    rc = OK(x_scall("echo.svc", T, 0, &o));
+    REPLY_STR(rc, &o, "by name\n");
+    RET(x_last_request_id(), 1);
+    LAST_ERROR(NULL);
+
+    /* send_request(service => ...) buffered, flushed, read by id. */
+    RET(x_line("sent by name", IND_NOTNULL), 0);
+    id = RET(x_send_to("echo.svc", 1), 2);
+    RET(x_simple(dco.flush), 0);
+    rc = OK(x_read(id, T, &o));
+    REPLY_STR(rc, &o, "sent by name\n");
+
+    /* No route: ORA-20103 with the name in the words. */
+    RET(x_line("lost", IND_NOTNULL), 0);
+    ORA(x_scall("nobody.svc", T, 0, &o), 20103, "DCO_E_NO_ROUTE");
+    LAST_ERROR("DCO_E_NO_ROUTE: no route for service \"nobody.svc\"");
+
+    /* Bad names: NULL, empty, with a space, bad queue_on_timeout; nothing is sent. */
+    ORA(x_send_to(NULL, 0), 20101, "DCO_E_INVALID");
+    ORA(x_send_to("", 0), 20101, "DCO_E_INVALID");
+    ORA(x_send_to("two words", 0), 20101, "DCO_E_INVALID");
+    ORA(x_send_to("echo.svc", 8), 20101, "DCO_E_INVALID");
+    ORA(x_scall(NULL, T, 0, &o), 20101, "DCO_E_INVALID");
+    ORA(x_scall("echo.svc", T, 2, &o), 20101, "DCO_E_INVALID");
+    RET(x_last_request_id(), 3);
+    RET(x_close(), 0);
+    raw_free(&o);
+}
+
 /* dco.call by dco_ext_call. SLOW answers each request (an echo) only after a delay far longer
  * than the short timeouts here (tests/extproc.rs starts it with 1500 ms). */
 static void scenario_queue(void)
@@ -1465,6 +1543,7 @@ int main(int argc, char **argv)
         {"gate", 3, scenario_gate},
         {"close", 1, scenario_close},
         {"queue", 3, scenario_queue},
+        {"service", 1, scenario_service},
         {"sessions", 1, NULL},
         {"not_connected", 1, scenario_not_connected},
         {"limits", 1, scenario_limits},
