@@ -84,6 +84,20 @@ enum Command {
         #[arg(long, requires = "session", value_name = "ID")]
         read: Option<u64>,
     },
+    /// Move the requests waiting for proxy FROM (queued, or waiting for a retry) to proxy TO,
+    /// for the day a service migrates: each is journaled anew for TO, so a restart finds it
+    /// there. Requests a worker holds stay. Prints how many moved.
+    Reroute {
+        /// The proxy whose waiting requests move.
+        #[arg(long)]
+        from: i32,
+        /// The proxy they go to (one the hub knows).
+        #[arg(long)]
+        to: i32,
+        /// Hub list (default: DCO_HUB, else 127.0.0.1:7790); the first that answers.
+        #[arg(long)]
+        hub: Option<String>,
+    },
     /// Make the hub running on a data directory re-read its configuration file (as SIGHUP
     /// does): per-proxy modes and retry policies change without dropping a connection or a
     /// request. Prints what the hub said; exits 1 if it refused the file.
@@ -665,6 +679,16 @@ fn run(command: Command) -> Result<ExitCode, String> {
             Ok(print_outcome(outcome, &session))
         }
         Command::Reload { data, timeout_ms } => reload_hub(&data, timeout_ms),
+        Command::Reroute { from, to, hub } => {
+            match dco::client::monitor::reroute(&hub_list(&hub)?, from, to, Duration::from_secs(10))
+            {
+                Ok(n) => {
+                    println!("{n} requests moved from proxy {from} to proxy {to}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => Err(format!("reroute: {}", e.message)),
+            }
+        }
         Command::Stats { hub, json } => {
             stdout_may_close();
             stats::print(&hub_list(&hub)?, json)

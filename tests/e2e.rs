@@ -590,3 +590,69 @@ fn a_worker_given_two_hubs_serves_both_and_reconnects_to_each_on_its_own() {
     assert_eq!(call(&mut sa, 3, b"a again").unwrap(), b"a again");
     assert_eq!(call(&mut sb, 3, b"b still").unwrap(), b"b still");
 }
+
+#[test]
+fn reroute_moves_waiting_requests_for_good_and_refuses_an_unknown_proxy() {
+    let mut hub = Hub::start(&["--proxy-ids", "7,8"]);
+    let mut s = session(&hub.addr);
+    let ids: Vec<u64> = (0..5)
+        .map(|i| {
+            s.write(format!("waiting {i}").as_bytes()).unwrap();
+            s.send(7, true, false).unwrap()
+        })
+        .collect();
+    s.flush().unwrap();
+    // kill_and_restart keeps the address.
+    let addr = hub.addr.clone();
+    let reroute = |args: &[&str]| {
+        Command::new(dco_bin())
+            .arg("reroute")
+            .args(args)
+            .args(["--hub", &addr])
+            .output()
+            .unwrap()
+    };
+    // Refused: a proxy the hub does not know, the same proxy twice.
+    let out = reroute(&["--from", "7", "--to", "9"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("proxy 9 is not known"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = reroute(&["--from", "7", "--to", "7"]);
+    assert_eq!(out.status.code(), Some(1));
+    // Moved, and journaled: after a crash of the hub they wait for proxy 8, not 7.
+    let out = reroute(&["--from", "7", "--to", "8"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "5 requests moved from proxy 7 to proxy 8"
+    );
+    hub.kill_and_restart();
+    let _w7 = echo_worker(&hub.addr, 7);
+    hub.wait_workers(7, 1);
+    let e = s
+        .read(ids[0], Some(Duration::from_millis(300)))
+        .unwrap_err();
+    assert_eq!(
+        e.status,
+        Status::Timeout,
+        "proxy 7's worker must not get it: {e}"
+    );
+    assert_eq!(proxy_stats(&hub, 8)["queued"], 5, "{}", hub.stats());
+    let _w8 = echo_worker(&hub.addr, 8);
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(
+            s.read(*id, Some(Duration::from_secs(10))).unwrap().body,
+            format!("waiting {i}").as_bytes()
+        );
+    }
+    // Nothing waits for 7 now: a second reroute moves nothing.
+    let out = reroute(&["--from", "7", "--to", "8"]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("0 requests moved"));
+}

@@ -857,7 +857,7 @@ fn unknown_frame_types_are_refused() {
         PROTOCOL,
         "unknown frame type 0x99",
     );
-    for (i, kind) in [0x00u8, 0x05, 0x16, 0x24, 0x42, 0x7f, 0xff]
+    for (i, kind) in [0x00u8, 0x05, 0x16, 0x24, 0x43, 0x7f, 0xff]
         .into_iter()
         .enumerate()
     {
@@ -876,7 +876,18 @@ fn unknown_frame_types_are_refused() {
             &needle,
         );
     }
-    bed.check_survived(8);
+    // REROUTE is a monitor's: from a caller or a worker it is refused.
+    for (what, hello) in [("caller", caller_hello()), ("worker", worker_hello(&[902]))] {
+        refused_after(
+            hub,
+            &format!("reroute-from-{what}"),
+            &hello,
+            &raw_frame(0x42, [0; 3], &[0, 0, 0, 1, 0, 0, 0, 2]),
+            PROTOCOL,
+            "REROUTE is not a frame this peer may send",
+        );
+    }
+    bed.check_survived(10);
 }
 
 #[test]

@@ -13,9 +13,9 @@ use dco::wire::{self, Frame, FrameType, Hello, Role, Welcome, WireError, MAGIC, 
 use proptest::prelude::*;
 
 const HEADER: usize = 8;
-const KNOWN_TYPES: [u8; 18] = [
+const KNOWN_TYPES: [u8; 19] = [
     0x01, 0x02, 0x03, 0x04, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x20, 0x21, 0x22, 0x23, 0x30, 0x31,
-    0x40, 0x41,
+    0x40, 0x41, 0x42,
 ];
 
 /// One frame's fields, owned, for any frame type.
@@ -93,6 +93,10 @@ enum Spec {
     Stats {
         json: Vec<u8>,
     },
+    Reroute {
+        from: i32,
+        to: i32,
+    },
 }
 
 impl Spec {
@@ -157,6 +161,7 @@ impl Spec {
             Spec::Pong { nonce } => wire::encode_pong(out, *nonce),
             Spec::StatsRequest => wire::encode_stats_request(out),
             Spec::Stats { json } => wire::encode_stats(out, json),
+            Spec::Reroute { from, to } => wire::encode_reroute(out, *from, *to),
         }
     }
 
@@ -268,6 +273,10 @@ impl Spec {
             Spec::Pong { nonce } => Frame::Pong { nonce: *nonce },
             Spec::StatsRequest => Frame::StatsRequest,
             Spec::Stats { json } => Frame::Stats { json },
+            Spec::Reroute { from, to } => Frame::Reroute {
+                from: *from,
+                to: *to,
+            },
         };
         assert_eq!(f, &want);
     }
@@ -406,6 +415,7 @@ fn spec() -> impl Strategy<Value = Spec> {
         any::<u64>().prop_map(|nonce| Spec::Pong { nonce }),
         Just(Spec::StatsRequest),
         bytes(200).prop_map(|json| Spec::Stats { json }),
+        (any::<i32>(), any::<i32>()).prop_map(|(from, to)| Spec::Reroute { from, to }),
     ]
 }
 
@@ -578,6 +588,7 @@ fn reencode(f: &Frame<'_>) -> Vec<u8> {
         Frame::Pong { nonce } => wire::encode_pong(&mut b, *nonce),
         Frame::StatsRequest => wire::encode_stats_request(&mut b),
         Frame::Stats { json } => wire::encode_stats(&mut b, json),
+        Frame::Reroute { from, to } => wire::encode_reroute(&mut b, *from, *to),
     }
     b
 }

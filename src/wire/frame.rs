@@ -48,6 +48,8 @@ pub enum FrameType {
     StatsRequest = 0x40,
     /// Hub -> monitor, the statistics as JSON.
     Stats = 0x41,
+    /// Monitor -> hub, move the requests waiting for one proxy to another (answered by STATS).
+    Reroute = 0x42,
 }
 
 impl FrameType {
@@ -71,6 +73,7 @@ impl FrameType {
             0x31 => FrameType::Pong,
             0x40 => FrameType::StatsRequest,
             0x41 => FrameType::Stats,
+            0x42 => FrameType::Reroute,
             _ => return None,
         })
     }
@@ -244,6 +247,13 @@ pub enum Frame<'a> {
     Stats {
         /// JSON document.
         json: &'a [u8],
+    },
+    /// A monitor moves the requests waiting for proxy `from` to proxy `to`.
+    Reroute {
+        /// The proxy whose waiting requests move.
+        from: i32,
+        /// Where they go.
+        to: i32,
     },
 }
 
@@ -535,6 +545,12 @@ pub fn decode(buf: &[u8], max_frame: u32) -> Result<Option<(Frame<'_>, usize)>, 
             Frame::StatsRequest
         }
         FrameType::Stats => Frame::Stats { json: r.rest() },
+        FrameType::Reroute => {
+            let from = r.u32("from")? as i32;
+            let to = r.u32("to")? as i32;
+            r.end()?;
+            Frame::Reroute { from, to }
+        }
     };
     Ok(Some((frame, total)))
 }
@@ -742,6 +758,13 @@ pub fn encode_pong(out: &mut Vec<u8>, nonce: u64) {
 /// Appends a STATS_REQUEST frame to `out`.
 pub fn encode_stats_request(out: &mut Vec<u8>) {
     header(out, FrameType::StatsRequest, 0);
+}
+
+/// Appends a REROUTE frame to `out`.
+pub fn encode_reroute(out: &mut Vec<u8>, from: i32, to: i32) {
+    header(out, FrameType::Reroute, 8);
+    out.extend_from_slice(&from.to_be_bytes());
+    out.extend_from_slice(&to.to_be_bytes());
 }
 
 /// Appends a STATS frame to `out`.

@@ -17,8 +17,9 @@ pub use conn::{hubs_from_env, Conn, ConnError, HubAddr, DEFAULT_HUB};
 pub use frame::{
     decode, encode_ack, encode_cancel, encode_deliver, encode_done, encode_forward, encode_hello,
     encode_ping, encode_pong, encode_queued, encode_quit, encode_refuse, encode_reply,
-    encode_request, encode_result, encode_service_request, encode_stats, encode_stats_request,
-    encode_welcome, DeliverHead, Frame, FrameType, Hello, Role, Welcome, WireError,
+    encode_request, encode_reroute, encode_result, encode_service_request, encode_stats,
+    encode_stats_request, encode_welcome, DeliverHead, Frame, FrameType, Hello, Role, Welcome,
+    WireError,
 };
 
 /// The four bytes that open every HELLO payload.

@@ -10,7 +10,7 @@ use super::timers::Timer;
 use super::OUT_PAUSE;
 use super::{micros, protocol, ConnId, Core, Fatal, Micros, ReqState, SessionId, Tag};
 use crate::hub::store;
-use crate::journal::Draw;
+use crate::journal::{Draw, Pos};
 use crate::status::Status;
 use crate::wire::{self, DeliverHead};
 
@@ -381,6 +381,96 @@ impl Core {
         }
         self.dispatch(f.proxy, now);
         Ok(())
+    }
+
+    /// An operator moves the requests waiting for proxy `from` (queued, or waiting for a
+    /// retry) to proxy `to`, oldest first, each journaled as a new ACCEPT for `to` (as a
+    /// forward is, so a restart finds them there). Requests held by a worker, and suspects
+    /// waiting to go alone, stay. Returns how many moved; stops at the first that cannot be
+    /// journaled (a full disk), saying how many moved before it.
+    pub(crate) fn reroute(&mut self, from: i32, to: i32, now: Micros) -> Result<u64, String> {
+        if from < 0 || to < 0 {
+            return Err("proxy ids must not be negative".into());
+        }
+        if from == to {
+            return Err(format!("from and to are the same proxy ({from})"));
+        }
+        if !self.router.is_known(to) {
+            return Err(format!(
+                "proxy {to} is not known to the hub (no worker has served it and it is not \
+                 in proxy-ids)"
+            ));
+        }
+        let mut keys: Vec<((SessionId, u64), Pos)> = self
+            .reqs
+            .iter()
+            .filter(|(_, r)| {
+                r.proxy == from
+                    && !r.suspect
+                    && matches!(r.state, ReqState::Queued | ReqState::Redo)
+            })
+            .map(|(k, r)| (*k, r.pos))
+            .collect();
+        // Journal order is arrival order.
+        keys.sort_unstable_by_key(|&(_, pos)| pos);
+        let mut moved = 0u64;
+        for (key, pos) in keys {
+            let Some((head, body)) = self
+                .store
+                .read(pos)
+                .and_then(|(kind, payload)| records::accept(kind, payload))
+                .map(|(h, b)| (h, b.to_vec()))
+            else {
+                continue;
+            };
+            let head = records::accept_head(&AcceptHead { proxy: to, ..head });
+            let new =
+                match self
+                    .store
+                    .append(records::ACCEPT, &[&head, &body], true, Draw::Spare(0))
+                {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.dispatch(to, now);
+                        return Err(format!(
+                            "{moved} requests moved, then: {}",
+                            store::describe(&e)
+                        ));
+                    }
+                };
+            self.store.pin(new);
+            self.store.unpin(pos);
+            let Some(r) = self.reqs.get_mut(&key) else {
+                continue;
+            };
+            let redo = r.state == ReqState::Redo;
+            r.pos = new;
+            r.proxy = to;
+            r.attempt = 0;
+            r.failures = 0;
+            // The entry left in `from`'s queue is stale now (dispatch skips it).
+            let old = self.router.proxy(from);
+            if redo {
+                old.redo = old.redo.saturating_sub(1);
+            } else {
+                old.queued = old.queued.saturating_sub(1);
+            }
+            let parked = self.sessions.get(&key.0).is_some_and(|s| s.parked);
+            let p = self.router.proxy(to);
+            if redo {
+                // Its Redo timer puts it in `to`'s queue.
+                p.redo += 1;
+            } else {
+                p.queue.push_back(key.0, key.1);
+                p.queued += 1;
+                if parked {
+                    p.queue.park(key.0);
+                }
+            }
+            moved += 1;
+        }
+        self.dispatch(to, now);
+        Ok(moved)
     }
 
     /// A delivery failed for a system reason: the request goes to the redo queue with

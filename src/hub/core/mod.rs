@@ -340,6 +340,17 @@ impl Core {
                     tag, proxy, body, ..
                 },
             ) => self.on_forward(t, Tag(tag), proxy, body, now),
+            (Role::Monitor, Frame::Reroute { from, to }) => {
+                let doc = match self.reroute(from, to, now) {
+                    Ok(n) => serde_json::json!({ "rerouted": n, "from": from, "to": to }),
+                    Err(e) => serde_json::json!({ "error": e }),
+                };
+                if let Some(c) = self.conn_mut(t) {
+                    wire::encode_stats(&mut c.out, doc.to_string().as_bytes());
+                    self.mark_dirty(t);
+                }
+                Ok(())
+            }
             (Role::Monitor, Frame::StatsRequest) => {
                 let json = serde_json::to_vec(&self.snapshot(now))
                     .map_err(|e| (Status::System, e.to_string()))?;
@@ -694,5 +705,6 @@ fn frame_name(f: &Frame<'_>) -> &'static str {
         Frame::Pong { .. } => "PONG",
         Frame::StatsRequest => "STATS_REQUEST",
         Frame::Stats { .. } => "STATS",
+        Frame::Reroute { .. } => "REROUTE",
     }
 }
