@@ -113,6 +113,10 @@ pub struct HubArgs {
     /// (0: no limit but the open-file limit) [default: 0].
     #[arg(long)]
     pub max_connections: Option<usize>,
+    /// Without a secret, take TCP connections from other addresses than loopback too (by
+    /// default a hub without a secret refuses them with DCO_E_REFUSED).
+    #[arg(long)]
+    pub allow_remote: bool,
     /// Serve Prometheus metrics (OpenMetrics text) at http://ADDR/metrics, such as
     /// 127.0.0.1:9790; the bound address is written to DATA/metrics.addr [default: off].
     #[arg(long, value_name = "ADDR")]
@@ -143,6 +147,7 @@ struct FileSettings {
     overdue_grace_ms: Option<u64>,
     greeting_timeout_ms: Option<u64>,
     max_connections: Option<usize>,
+    allow_remote: Option<bool>,
     metrics: Option<String>,
 }
 
@@ -182,6 +187,7 @@ pub struct Settings {
     pub overdue_grace_ms: u64,
     pub greeting_timeout_ms: u64,
     pub max_connections: usize,
+    pub allow_remote: bool,
     pub metrics: Option<String>,
 }
 
@@ -315,6 +321,7 @@ impl Settings {
                 .or(file.greeting_timeout_ms)
                 .unwrap_or(10_000),
             max_connections: args.max_connections.or(file.max_connections).unwrap_or(0),
+            allow_remote: args.allow_remote || file.allow_remote.unwrap_or(false),
             metrics: args.metrics.clone().or(file.metrics),
         })
     }
@@ -358,6 +365,7 @@ impl Settings {
             self.greeting_timeout_ms
         ));
         out.push_str(&format!("max-connections = {}\n", self.max_connections));
+        out.push_str(&format!("allow-remote = {}\n", self.allow_remote));
         match &self.metrics {
             Some(m) => out.push_str(&format!("metrics = {}\n", q(m))),
             None => out.push_str("# metrics = \"127.0.0.1:9790\" (off by default)\n"),

@@ -495,6 +495,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 overdue_grace_ms,
                 greeting_timeout_ms,
                 max_connections,
+                allow_remote,
                 metrics,
                 ..
             } = set;
@@ -516,6 +517,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 overdue_grace: Duration::from_millis(overdue_grace_ms),
                 greeting_timeout: Duration::from_millis(greeting_timeout_ms.max(100)),
                 max_connections,
+                allow_remote,
                 listen: (listen != "none").then_some(listen),
                 unix,
                 max_frame,

@@ -219,3 +219,77 @@ fn a_connection_over_the_limit_is_refused_busy_and_room_is_reused() {
         b"in"
     );
 }
+
+/// This machine's address on the interface of its default route, if it has one (a UDP
+/// "connect" sends nothing; it only picks the route).
+fn non_loopback_ip() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[test]
+fn a_hub_without_a_secret_takes_loopback_peers_only_unless_allowed() {
+    let Some(ip) = non_loopback_ip() else {
+        eprintln!(
+            "SKIPPED a_hub_without_a_secret_takes_loopback_peers_only_unless_allowed: this \
+             machine has no address but loopback"
+        );
+        return;
+    };
+    let call_at = |hub: &Hub, secret: &[u8]| {
+        let port = hub.addr.rsplit(':').next().unwrap().to_string();
+        let addr = format!("{ip}:{port}");
+        let mut cfg = SessionConfig::with_hubs(HubAddr::parse_list(&addr).unwrap());
+        cfg.secret = secret.to_vec();
+        cfg.connect_timeout = Duration::from_secs(2);
+        let mut s = Session::new(cfg);
+        s.write(b"from afar").unwrap();
+        s.call(3, Some(Duration::from_secs(5)))
+    };
+    // No secret: refused from the machine's own non-loopback address, taken on loopback.
+    let hub = Hub::start_on("0.0.0.0:0", &["--proxy-ids", "3"]);
+    let _w = echo_worker(
+        &format!("127.0.0.1:{}", hub.addr.rsplit(':').next().unwrap()),
+        3,
+    );
+    let e = call_at(&hub, b"").unwrap_err();
+    assert_eq!(e.status, dco::Status::Refused, "{e}");
+    assert!(e.message.contains("loopback only"), "{e}");
+    // Told to: taken.
+    let open = Hub::start_on("0.0.0.0:0", &["--proxy-ids", "3", "--allow-remote"]);
+    let port = open.addr.rsplit(':').next().unwrap().to_string();
+    let _w2 = echo_worker(&format!("127.0.0.1:{port}"), 3);
+    assert_eq!(call_at(&open, b"").unwrap().body, b"from afar");
+    // With a secret every address may connect (and must present it).
+    let dir = common::TempDir::new("lockout-secret");
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, "s3cret\n").unwrap();
+    let guarded = Hub::start_on(
+        "0.0.0.0:0",
+        &[
+            "--proxy-ids",
+            "3",
+            "--secret-file",
+            secret_file.to_str().unwrap(),
+        ],
+    );
+    let port = guarded.addr.rsplit(':').next().unwrap().to_string();
+    let worker = std::process::Command::new(common::dco_bin())
+        .args([
+            "worker",
+            "echo",
+            "--proxy",
+            "3",
+            "--hub",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("DCO_SECRET", "s3cret")
+        .env("DCO_LOG", "error")
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _w3 = common::Proc(worker);
+    assert_eq!(call_at(&guarded, b"s3cret").unwrap().body, b"from afar");
+}

@@ -222,7 +222,16 @@ mod on_oracle {
     fn start_hub(listen: &str) -> XeHub {
         let dir = TempDir::new("oracle-xe-hub");
         let child = Command::new(dco_bin())
-            .args(["hub", "--listen", listen, "--proxy-ids", "6,7", "--data"])
+            // The database reaches the hub from another address (its container).
+            .args([
+                "hub",
+                "--listen",
+                listen,
+                "--allow-remote",
+                "--proxy-ids",
+                "6,7",
+                "--data",
+            ])
             .arg(dir.path())
             .env("DCO_LOG", "warn")
             .stdin(Stdio::null())

@@ -65,6 +65,9 @@ pub struct HubConfig {
     /// Most connections at once (callers, workers, monitors and unknown peers together); a
     /// connection over it is refused with DCO_E_BUSY. 0: no limit but the descriptors.
     pub max_connections: usize,
+    /// Take TCP connections from addresses other than loopback when no secret is set (with a
+    /// secret, every address may connect and must present it).
+    pub allow_remote: bool,
     /// Bytes of answer the journal keeps in reserve per accepted request (the journal's
     /// `owed_record` should be [`answer_record`] of it).
     pub answer_reserve: u32,
@@ -100,6 +103,7 @@ impl Default for HubConfig {
             overdue_grace: Duration::from_secs(5),
             greeting_timeout: Duration::from_secs(10),
             max_connections: 0,
+            allow_remote: false,
         }
     }
 }

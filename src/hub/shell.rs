@@ -253,6 +253,8 @@ struct Shell {
     keepalive: Duration,
     /// Most connections at once (0: no limit).
     max_connections: usize,
+    /// Only loopback peers are taken on TCP (no secret and no `allow-remote`).
+    loopback_only: bool,
     /// An accept failed for lack of descriptors: try again every round until it works (the
     /// listener's readiness was consumed, and a full listen queue would never signal again).
     accept_retry: bool,
@@ -349,6 +351,7 @@ impl Shell {
             max_frame: cfg.max_frame,
             keepalive: cfg.keepalive,
             max_connections: cfg.max_connections,
+            loopback_only: cfg.secret.is_empty() && !cfg.allow_remote,
             accept_retry: false,
             accept_warned: false,
             _waker: waker,
@@ -373,6 +376,11 @@ impl Shell {
     }
 
     fn add_peer(&mut self, stream: Stream, addr: String) {
+        self.add_peer_refused(stream, addr, None)
+    }
+
+    /// Adds a peer; with `refuse`, it is told why and closed once that is written.
+    fn add_peer_refused(&mut self, stream: Stream, addr: String, refuse: Option<String>) {
         if std::mem::take(&mut self.accept_warned) {
             tracing::info!("accepting connections again");
         }
@@ -382,7 +390,9 @@ impl Shell {
         });
         let id = self.core.open(token, addr, self.now);
         let open = self.socks.len() - self.free_tokens.len();
-        if self.max_connections > 0 && open > self.max_connections {
+        if let Some(why) = refuse {
+            self.core.refuse(token, Status::Refused, &why);
+        } else if self.max_connections > 0 && open > self.max_connections {
             // Told why, then closed once that is written.
             self.core.refuse(
                 token,
@@ -415,7 +425,18 @@ impl Shell {
                         std::os::fd::AsRawFd::as_raw_fd(&s),
                         self.keepalive.as_secs().max(1) as i32 * 2,
                     );
-                    self.add_peer(Stream::Tcp(s), addr.to_string());
+                    // Without a secret, a hub is open to whoever reaches it: loopback only,
+                    // unless the operator says otherwise.
+                    let refuse = (self.loopback_only && !addr.ip().to_canonical().is_loopback())
+                        .then(|| {
+                            format!(
+                                "this hub has no secret and takes connections from loopback \
+                                 only, not from {}; its operator can set secret-file or \
+                                 allow-remote",
+                                addr.ip()
+                            )
+                        });
+                    self.add_peer_refused(Stream::Tcp(s), addr.to_string(), refuse);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {

@@ -175,6 +175,23 @@ impl Hub {
         Hub::start_env(dir, extra, &[])
     }
 
+    /// Starts `dco hub` listening on `listen` (such as 0.0.0.0:0).
+    #[allow(dead_code)]
+    pub fn start_on(listen: &str, extra: &[&str]) -> Hub {
+        let dir = TempDir::new("hub");
+        let unix = dir.path().join("dco.sock");
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let (proc, addr) = spawn_hub(listen, dir.path(), &extra, &[]);
+        Hub {
+            proc,
+            addr,
+            unix,
+            dir,
+            extra,
+            env: Vec::new(),
+        }
+    }
+
     /// Starts `dco hub` on the data directory `dir` with environment variables `env`.
     pub fn start_env(dir: TempDir, extra: &[&str], env: &[(&str, &str)]) -> Hub {
         let unix = dir.path().join("dco.sock");
