@@ -454,26 +454,8 @@ fn durable_callers(
             let hubs = hubs.to_vec();
             let body = body.to_vec();
             std::thread::spawn(move || -> Result<(), String> {
-                let e = |e: dco::Error| e.to_string();
                 let mut s = Session::new(SessionConfig::with_hubs(hubs));
-                let batch = 256;
-                let mut done = 0;
-                while done < per {
-                    let n = batch.min(per - done);
-                    let mut first = 0;
-                    for i in 0..n {
-                        s.write(&body).map_err(e)?;
-                        let id = s.send(proxy, true, false).map_err(e)?;
-                        if i == 0 {
-                            first = id;
-                        }
-                    }
-                    s.flush().map_err(e)?;
-                    for id in first..first + n as u64 {
-                        s.read(id, Some(Duration::from_secs(30))).map_err(e)?;
-                    }
-                    done += n;
-                }
+                batches(&mut s, proxy, &body, per, 256)?;
                 s.close();
                 Ok(())
             })

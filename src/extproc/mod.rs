@@ -441,25 +441,48 @@ pub extern "C" fn dco_ext_call(
 ) -> c_int {
     boundary(|| {
         with_session(ctx, |s| {
-            let flags = match queue_on_timeout {
-                0 => CallFlags::NONE,
-                1 => CallFlags::QUEUE_ON_TIMEOUT,
-                v => {
-                    return Err(invalid(&format!(
-                        "queue_on_timeout must be 0 or 1, not {v}"
-                    )))
-                }
-            };
-            // SAFETY: extproc passes a buffer of MAXLEN bytes.
-            let out = unsafe { out_raw(buf, buf_maxlen)? };
-            let cap = out.len();
-            let r = s
-                .call_into_with(proxy_id, flags, timeout(timeout_ms), out)
-                .map(|(_, n, rc)| (n, rc));
-            // SAFETY: extproc passes LENGTH and INDICATOR by reference for OUT parameters.
-            unsafe { reply_out(r, cap, buf_len, buf_ind) }
+            let flags = call_flags(queue_on_timeout)?;
+            // SAFETY: extproc passes the OUT RAW as its call spec says.
+            unsafe {
+                call_into_raw(buf, buf_len, buf_maxlen, buf_ind, |out| {
+                    s.call_into_with(proxy_id, flags, timeout(timeout_ms), out)
+                })
+            }
         })
     })
+}
+
+/// `queue_on_timeout` of `dco.call`: 0 (the proxy's default mode) or 1.
+fn call_flags(queue_on_timeout: c_int) -> Result<CallFlags> {
+    match queue_on_timeout {
+        0 => Ok(CallFlags::NONE),
+        1 => Ok(CallFlags::QUEUE_ON_TIMEOUT),
+        v => Err(invalid(&format!(
+            "queue_on_timeout must be 0 or 1, not {v}"
+        ))),
+    }
+}
+
+/// Runs `call` with the OUT RAW `buf` as its reply buffer and reports the outcome as extproc
+/// wants it (LENGTH, INDICATOR, the total length or the raised error).
+///
+/// # Safety
+/// `buf` holds `*buf_maxlen` writable bytes, and `buf_len`, `buf_maxlen` and `buf_ind` are the
+/// OUT parameters extproc passes by reference (the call specs of dco_ext_call and
+/// dco_ext_call_service).
+unsafe fn call_into_raw(
+    buf: *mut u8,
+    buf_len: *mut c_int,
+    buf_maxlen: *mut c_int,
+    buf_ind: *mut c_short,
+    call: impl FnOnce(&mut [u8]) -> Result<(u64, usize, i32)>,
+) -> Result<i64> {
+    // SAFETY: extproc passes a buffer of MAXLEN bytes.
+    let out = unsafe { out_raw(buf, buf_maxlen)? };
+    let cap = out.len();
+    let r = call(out).map(|(_, n, rc)| (n, rc));
+    // SAFETY: extproc passes LENGTH and INDICATOR by reference for OUT parameters.
+    unsafe { reply_out(r, cap, buf_len, buf_ind) }
 }
 
 /// `dco.call(service => ...)`: as dco_ext_call, to the proxy the hub routes `service` to; a
@@ -483,25 +506,15 @@ pub extern "C" fn dco_ext_call_service(
 ) -> c_int {
     boundary(|| {
         with_session(ctx, |s| {
-            let flags = match queue_on_timeout {
-                0 => CallFlags::NONE,
-                1 => CallFlags::QUEUE_ON_TIMEOUT,
-                v => {
-                    return Err(invalid(&format!(
-                        "queue_on_timeout must be 0 or 1, not {v}"
-                    )))
-                }
-            };
+            let flags = call_flags(queue_on_timeout)?;
             // SAFETY: see service_arg.
             let name = unsafe { service_arg(service, service_ind)? };
-            // SAFETY: extproc passes a buffer of MAXLEN bytes.
-            let out = unsafe { out_raw(buf, buf_maxlen)? };
-            let cap = out.len();
-            let r = s
-                .call_service_into(name, flags, timeout(timeout_ms), out)
-                .map(|(_, n, rc)| (n, rc));
-            // SAFETY: extproc passes LENGTH and INDICATOR by reference for OUT parameters.
-            unsafe { reply_out(r, cap, buf_len, buf_ind) }
+            // SAFETY: extproc passes the OUT RAW as its call spec says.
+            unsafe {
+                call_into_raw(buf, buf_len, buf_maxlen, buf_ind, |out| {
+                    s.call_service_into(name, flags, timeout(timeout_ms), out)
+                })
+            }
         })
     })
 }

@@ -178,29 +178,22 @@ impl Hub {
     /// Starts `dco hub` listening on `listen` (such as 0.0.0.0:0).
     #[allow(dead_code)]
     pub fn start_on(listen: &str, extra: &[&str]) -> Hub {
-        let dir = TempDir::new("hub");
-        let unix = dir.path().join("dco.sock");
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let (proc, addr) = spawn_hub(listen, dir.path(), &extra, &[]);
-        Hub {
-            proc,
-            addr,
-            unix,
-            dir,
-            extra,
-            env: Vec::new(),
-        }
+        Hub::launch(listen, TempDir::new("hub"), extra, &[])
     }
 
     /// Starts `dco hub` on the data directory `dir` with environment variables `env`.
     pub fn start_env(dir: TempDir, extra: &[&str], env: &[(&str, &str)]) -> Hub {
+        Hub::launch("127.0.0.1:0", dir, extra, env)
+    }
+
+    fn launch(listen: &str, dir: TempDir, extra: &[&str], env: &[(&str, &str)]) -> Hub {
         let unix = dir.path().join("dco.sock");
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let (proc, addr) = spawn_hub("127.0.0.1:0", dir.path(), &extra, &env);
+        let (proc, addr) = spawn_hub(listen, dir.path(), &extra, &env);
         Hub {
             proc,
             addr,
