@@ -117,6 +117,10 @@ pub struct HubArgs {
     /// default a hub without a secret refuses them with DCO_E_REFUSED).
     #[arg(long)]
     pub allow_remote: bool,
+    /// Take TCP peers from these address blocks only, such as 10.0.0.0/8 or 192.0.2.7
+    /// (repeatable; with or without a secret; loopback too only if listed).
+    #[arg(long = "allow-from", value_name = "CIDR")]
+    pub allow_from: Vec<String>,
     /// Serve Prometheus metrics (OpenMetrics text) at http://ADDR/metrics, such as
     /// 127.0.0.1:9790; the bound address is written to DATA/metrics.addr [default: off].
     #[arg(long, value_name = "ADDR")]
@@ -148,6 +152,7 @@ struct FileSettings {
     greeting_timeout_ms: Option<u64>,
     max_connections: Option<usize>,
     allow_remote: Option<bool>,
+    allow_from: Option<Vec<String>>,
     metrics: Option<String>,
 }
 
@@ -188,6 +193,7 @@ pub struct Settings {
     pub greeting_timeout_ms: u64,
     pub max_connections: usize,
     pub allow_remote: bool,
+    pub allow_from: Vec<dco::hub::allow::Cidr>,
     pub metrics: Option<String>,
 }
 
@@ -322,6 +328,15 @@ impl Settings {
                 .unwrap_or(10_000),
             max_connections: args.max_connections.or(file.max_connections).unwrap_or(0),
             allow_remote: args.allow_remote || file.allow_remote.unwrap_or(false),
+            // The flags replace the file's list.
+            allow_from: if args.allow_from.is_empty() {
+                file.allow_from.clone().unwrap_or_default()
+            } else {
+                args.allow_from.clone()
+            }
+            .iter()
+            .map(|c| c.parse().map_err(|e| format!("allow-from: {e}")))
+            .collect::<Result<_, String>>()?,
             metrics: args.metrics.clone().or(file.metrics),
         })
     }
@@ -366,6 +381,8 @@ impl Settings {
         ));
         out.push_str(&format!("max-connections = {}\n", self.max_connections));
         out.push_str(&format!("allow-remote = {}\n", self.allow_remote));
+        let blocks: Vec<String> = self.allow_from.iter().map(|c| q(&c.to_string())).collect();
+        out.push_str(&format!("allow-from = [{}]\n", blocks.join(", ")));
         match &self.metrics {
             Some(m) => out.push_str(&format!("metrics = {}\n", q(m))),
             None => out.push_str("# metrics = \"127.0.0.1:9790\" (off by default)\n"),

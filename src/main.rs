@@ -496,6 +496,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 greeting_timeout_ms,
                 max_connections,
                 allow_remote,
+                allow_from,
                 metrics,
                 ..
             } = set;
@@ -518,6 +519,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 greeting_timeout: Duration::from_millis(greeting_timeout_ms.max(100)),
                 max_connections,
                 allow_remote,
+                allow_from,
                 listen: (listen != "none").then_some(listen),
                 unix,
                 max_frame,

@@ -292,4 +292,42 @@ fn a_hub_without_a_secret_takes_loopback_peers_only_unless_allowed() {
         .unwrap();
     let _w3 = common::Proc(worker);
     assert_eq!(call_at(&guarded, b"s3cret").unwrap().body, b"from afar");
+
+    // An allow-list: only the blocks listed, loopback included only if listed.
+    let lo_only = Hub::start_on(
+        "0.0.0.0:0",
+        &[
+            "--proxy-ids",
+            "3",
+            "--allow-remote",
+            "--allow-from",
+            "127.0.0.0/8",
+        ],
+    );
+    let port = lo_only.addr.rsplit(':').next().unwrap().to_string();
+    let _w4 = echo_worker(&format!("127.0.0.1:{port}"), 3);
+    let e = call_at(&lo_only, b"").unwrap_err();
+    assert_eq!(e.status, dco::Status::Refused, "{e}");
+    assert!(
+        e.message.contains("not in this hub's allow-from list"),
+        "{e}"
+    );
+    let listed = Hub::start_on(
+        "0.0.0.0:0",
+        &["--proxy-ids", "3", "--allow-from", &format!("{ip}/32")],
+    );
+    let port = listed.addr.rsplit(':').next().unwrap().to_string();
+    // Its worker must come from the listed address too.
+    let _w5 = echo_worker(&format!("{ip}:{port}"), 3);
+    assert_eq!(call_at(&listed, b"").unwrap().body, b"from afar");
+    let mut s = Session::new(SessionConfig::with_hubs(
+        HubAddr::parse_list(&format!("127.0.0.1:{port}")).unwrap(),
+    ));
+    s.write(b"x").unwrap();
+    let e = s.call(3, Some(Duration::from_secs(2))).unwrap_err();
+    assert_eq!(
+        e.status,
+        dco::Status::Refused,
+        "loopback is not listed: {e}"
+    );
 }

@@ -15,6 +15,7 @@
 //! The hub is one thread: every frame read in one wake-up is handled, then every connection
 //! that has output is written once, so replies to a batch of requests leave in one system call.
 
+pub mod allow;
 pub mod core;
 mod listener;
 mod shell;
@@ -68,6 +69,8 @@ pub struct HubConfig {
     /// Take TCP connections from addresses other than loopback when no secret is set (with a
     /// secret, every address may connect and must present it).
     pub allow_remote: bool,
+    /// When not empty, only TCP peers in these address blocks are taken (whatever the secret).
+    pub allow_from: Vec<allow::Cidr>,
     /// Bytes of answer the journal keeps in reserve per accepted request (the journal's
     /// `owed_record` should be [`answer_record`] of it).
     pub answer_reserve: u32,
@@ -104,6 +107,7 @@ impl Default for HubConfig {
             greeting_timeout: Duration::from_secs(10),
             max_connections: 0,
             allow_remote: false,
+            allow_from: Vec::new(),
         }
     }
 }

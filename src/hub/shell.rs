@@ -253,8 +253,8 @@ struct Shell {
     keepalive: Duration,
     /// Most connections at once (0: no limit).
     max_connections: usize,
-    /// Only loopback peers are taken on TCP (no secret and no `allow-remote`).
-    loopback_only: bool,
+    /// Which TCP peers are taken.
+    peers: super::allow::PeerRule,
     /// An accept failed for lack of descriptors: try again every round until it works (the
     /// listener's readiness was consumed, and a full listen queue would never signal again).
     accept_retry: bool,
@@ -351,7 +351,10 @@ impl Shell {
             max_frame: cfg.max_frame,
             keepalive: cfg.keepalive,
             max_connections: cfg.max_connections,
-            loopback_only: cfg.secret.is_empty() && !cfg.allow_remote,
+            peers: super::allow::PeerRule {
+                allow_from: cfg.allow_from.clone(),
+                loopback_only: cfg.secret.is_empty() && !cfg.allow_remote,
+            },
             accept_retry: false,
             accept_warned: false,
             _waker: waker,
@@ -425,17 +428,9 @@ impl Shell {
                         std::os::fd::AsRawFd::as_raw_fd(&s),
                         self.keepalive.as_secs().max(1) as i32 * 2,
                     );
-                    // Without a secret, a hub is open to whoever reaches it: loopback only,
-                    // unless the operator says otherwise.
-                    let refuse = (self.loopback_only && !addr.ip().to_canonical().is_loopback())
-                        .then(|| {
-                            format!(
-                                "this hub has no secret and takes connections from loopback \
-                                 only, not from {}; its operator can set secret-file or \
-                                 allow-remote",
-                                addr.ip()
-                            )
-                        });
+                    // The allow-list; without one and without a secret, a hub is open to
+                    // whoever reaches it: loopback only, unless the operator says otherwise.
+                    let refuse = self.peers.refuse(addr.ip());
                     self.add_peer_refused(Stream::Tcp(s), addr.to_string(), refuse);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
