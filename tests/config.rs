@@ -319,7 +319,8 @@ fn requests_name_services_that_routes_resolve_once_when_accepted() {
         format!(
             "listen = \"127.0.0.1:0\"\nunix = \"none\"\ndata = {:?}\nproxy-ids = [7, 8]\n\n\
              [[route]]\nservice = \"echo.svc\"\nproxy = 7\n\n\
-             [[route]]\nservice = \"moving.svc\"\nproxy = {moving_to}\n",
+             [[route]]\nservice = \"moving.svc\"\nproxy = {moving_to}\n\n\
+             [[route]]\nservice = \"later.svc\"\nproxy = 9\n",
             data.to_str().unwrap()
         )
     };
@@ -352,6 +353,13 @@ fn requests_name_services_that_routes_resolve_once_when_accepted() {
         .unwrap_err();
     assert_eq!(e.status, Status::NoRoute, "{e}");
     assert!(e.message.contains("nobody.svc"), "{e}");
+    // A route declares its proxy: with no worker yet (proxy 9 is in no proxy-ids), the request
+    // waits for one instead of failing.
+    s.write(b"waits").unwrap();
+    let later = s.send_to("later.svc", false, false).unwrap();
+    let e = s.read(later, Some(Duration::from_millis(300))).unwrap_err();
+    assert_eq!(e.status, Status::Timeout, "{e}");
+    s.cancel(later).unwrap();
     s.clear_body();
     s.write(b"x").unwrap();
     let e = s.send_to("two words", false, false).unwrap_err();

@@ -203,7 +203,8 @@ impl Core {
         let chosen = Mode::of_flags(flags);
         let oneway = chosen == Some(Mode::Oneway);
         // A request that names a service: resolved here, once; the journal keeps the proxy.
-        let (proxy, flags, body) = if flags & wire::REQ_SERVICE != 0 {
+        let routed = flags & wire::REQ_SERVICE != 0;
+        let (proxy, flags, body) = if routed {
             let Some((service, rest)) = wire::split_service(body) else {
                 let msg = "the request's service name is missing or malformed";
                 self.reject(t, session, id, oneway, Status::Invalid, msg, now);
@@ -225,7 +226,9 @@ impl Core {
             self.reject(t, session, id, oneway, Status::Invalid, msg, now);
             return Ok(());
         }
-        if !self.router.is_known(proxy) {
+        // A route declares its proxy: a request for it waits for a worker, as one for a proxy
+        // in proxy-ids does.
+        if !routed && !self.router.is_known(proxy) {
             self.router.proxy(proxy).stats.no_route += 1;
             let msg = format!("no worker serves proxy {proxy}");
             self.reject(t, session, id, oneway, Status::NoRoute, &msg, now);
