@@ -395,10 +395,11 @@ impl Core {
         if from == to {
             return Err(format!("from and to are the same proxy ({from})"));
         }
-        if !self.router.is_known(to) {
+        // Known: served before, in proxy-ids, or the proxy of a route.
+        if !self.router.is_known(to) && !self.cfg.policies.routes.values().any(|&p| p == to) {
             return Err(format!(
-                "proxy {to} is not known to the hub (no worker has served it and it is not \
-                 in proxy-ids)"
+                "proxy {to} is not known to the hub (no worker has served it, and it is in \
+                 neither proxy-ids nor a route)"
             ));
         }
         let mut keys: Vec<((SessionId, u64), Pos)> = self
