@@ -329,16 +329,12 @@ fn rss_anon_kb(pid: u32) -> u64 {
         .unwrap()
 }
 
-#[test]
-fn a_large_backlog_lives_in_the_journal_not_the_heap() {
-    let hub = Hub::start(&["--durability", "none", "--proxy-ids", "6"]);
-    let mut s = session(&hub.addr);
-    let n = 500_000u64;
-    let body = vec![0x42u8; 512];
+/// Sends `n` buffered requests of `body` to `proxy`, flushed 10,000 at a time; the first id.
+fn send_backlog(s: &mut Session, proxy: i32, body: &[u8], n: u64) -> u64 {
     let mut first = 0;
     for i in 0..n {
-        s.write(&body).unwrap();
-        let id = s.send(6, true, false).unwrap();
+        s.write(body).unwrap();
+        let id = s.send(proxy, true, false).unwrap();
         if i == 0 {
             first = id;
         }
@@ -347,6 +343,16 @@ fn a_large_backlog_lives_in_the_journal_not_the_heap() {
         }
     }
     s.flush().unwrap();
+    first
+}
+
+#[test]
+fn a_large_backlog_lives_in_the_journal_not_the_heap() {
+    let hub = Hub::start(&["--durability", "none", "--proxy-ids", "6"]);
+    let mut s = session(&hub.addr);
+    let n = 500_000u64;
+    let body = vec![0x42u8; 512];
+    let first = send_backlog(&mut s, 6, &body, n);
     let v = hub.stats();
     assert_eq!(v["hub"]["queued"], n, "{}", v["hub"]);
     // 500,000 waiting requests hold 256 MB of bodies; the hub's heap holds their positions.
@@ -370,18 +376,7 @@ fn a_session_whose_answers_were_read_holds_no_memory_for_them() {
     let pid = hub.proc.pid();
     let n = 200_000u64;
     let body = [0x42u8; 64];
-    let mut first = 0;
-    for i in 0..n {
-        s.write(&body).unwrap();
-        let id = s.send(6, true, false).unwrap();
-        if i == 0 {
-            first = id;
-        }
-        if i % 10_000 == 9_999 {
-            s.flush().unwrap();
-        }
-    }
-    s.flush().unwrap();
+    let first = send_backlog(&mut s, 6, &body, n);
     let backlog_mb = rss_anon_kb(pid) / 1024;
     let _w = echo_worker(&hub.addr, 6);
     for id in first..first + n {
